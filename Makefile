@@ -1,0 +1,37 @@
+# Two commands on a fresh machine with Python 3.11: `make run` and `make test`.
+# Both build .venv from pyproject.toml first; nothing else needs installing by hand
+# (`make test` also installs Debian's chromium + chromium-driver for the browser tests).
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+
+.PHONY: run test test-sqlite test-postgres browser-deps lint clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+## run: the provider on http://localhost:5000 (SQLite, mail to instance/outbox)
+run: $(STAMP)
+	$(BIN)/idp db upgrade
+	$(BIN)/idp serve --host 127.0.0.1 --port 5000
+
+## test: the whole suite twice, against SQLite and against PostgreSQL + Redis
+test: $(STAMP) browser-deps test-sqlite test-postgres
+
+test-sqlite: $(STAMP)
+	IDP_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+
+test-postgres: $(STAMP)
+	IDP_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
+
+browser-deps:
+	bash scripts/install-browser.sh
+
+clean:
+	rm -rf $(VENV) instance .pytest_cache

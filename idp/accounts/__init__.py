@@ -1,0 +1,1 @@
+"""Accounts: email normalisation, password hashing and policy, sign-up and sign-in."""

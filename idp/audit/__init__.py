@@ -1,0 +1,3 @@
+from idp.audit.service import AuditService
+
+__all__ = ["AuditService"]

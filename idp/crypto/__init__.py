@@ -1,0 +1,1 @@
+"""Cryptographic helpers: the key-encryption key and tiny named primitives."""

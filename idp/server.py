@@ -1,0 +1,52 @@
+"""``idp serve``: gunicorn with threaded workers, configured in code.
+
+gthread workers keep connections alive (the sync worker closes each one, which costs a
+TCP handshake per token request) and serve slow clients without blocking a process.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from idp.settings import Settings
+
+
+class _Gunicorn(BaseApplication):  # type: ignore[misc]
+    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
+        self._settings = settings
+        self._options = options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self._options.items():
+            self.cfg.set(key, value)
+
+    def load(self):  # type: ignore[no-untyped-def]
+        from idp import create_app
+
+        return create_app(self._settings)
+
+
+def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+    where = f"http://{host}:{port}"
+    print(f"idp: issuer {settings.issuer}, listening on {where}", flush=True)
+    print(f"idp: sign in at {settings.issuer}/login, create an account at {settings.issuer}/register", flush=True)
+    if settings.smtp_url is None:
+        print(f"idp: mail is written to {settings.mail_outbox.resolve()}/ (one .eml file per message)", flush=True)
+    _Gunicorn(
+        settings,
+        {
+            "bind": f"{host}:{port}",
+            "workers": workers,
+            "threads": threads,
+            "worker_class": "gthread",
+            "keepalive": 5,
+            "accesslog": "-",
+            "errorlog": "-",
+            "forwarded_allow_ips": "",  # client address is decided by IDP_TRUSTED_PROXIES only
+            "proxy_allow_ips": "",
+            "preload_app": False,
+        },
+    ).run()

@@ -1,0 +1,3 @@
+from idp.sessions.service import SessionService
+
+__all__ = ["SessionService"]

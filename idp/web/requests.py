@@ -1,0 +1,91 @@
+"""Per-request plumbing shared by the views: database session, services, who is asking."""
+
+from __future__ import annotations
+
+import ipaddress
+
+from flask import current_app, g, request
+from sqlalchemy.orm import Session
+
+from idp.context import RequestContext
+from idp.errors import InvalidInput
+from idp.registry import Registry, Services
+from idp.settings import Settings
+
+
+def registry() -> Registry:
+    return current_app.extensions["idp"]
+
+
+def settings() -> Settings:
+    return registry().settings
+
+
+def db() -> Session:
+    if "db" not in g:
+        g.db = registry().sessionmaker()
+    return g.db
+
+
+def services() -> Services:
+    if "services" not in g:
+        g.services = registry().services(db())
+    return g.services
+
+
+def close_db(_exc: BaseException | None = None) -> None:
+    session = g.pop("db", None)
+    g.pop("services", None)
+    if session is not None:
+        session.close()
+
+
+def client_ip() -> str | None:
+    """The client address: X-Forwarded-For is believed only from trusted proxies.
+
+    Read right to left: each hop appends the peer it saw, so the right-most entry not
+    belonging to a trusted proxy is the first address nobody we trust could forge.
+    """
+    peer = request.remote_addr
+    trusted = settings().trusted_proxies
+    if not trusted or peer is None or not _in(peer, trusted):
+        return peer
+    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    for hop in reversed(hops):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return peer  # a malformed chain: fall back to what we saw ourselves
+        if not _in(hop, trusted):
+            return hop
+    return hops[0] if hops else peer
+
+
+def _in(address: str, networks: tuple) -> bool:  # type: ignore[type-arg]
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in net for net in networks)
+
+
+def request_context() -> RequestContext:
+    if "request_context" not in g:
+        ua = request.headers.get("User-Agent", "")
+        g.request_context = RequestContext(ip=client_ip(), user_agent=ua[:512] or None)
+    return g.request_context
+
+
+def form_text(name: str, *, max_length: int = 1024) -> str:
+    """A form field as text: bounded, valid UTF-8, no NUL. Missing means empty."""
+    values = request.form.getlist(name)
+    if len(values) > 1:
+        raise InvalidInput(f"The field {name!r} was sent more than once.")
+    value = values[0] if values else ""
+    if len(value) > max_length:
+        raise InvalidInput("A field in this form is too long.")
+    # Werkzeug decodes invalid UTF-8 as U+FFFD: a person never types it, so the form
+    # was not UTF-8 and guessing what was meant could store the wrong address.
+    if "\ufffd" in value or "\x00" in value:
+        raise InvalidInput("This form contained characters that could not be read. Check it and try again.")
+    return value

@@ -1,0 +1,77 @@
+"""Browser hardening on every response: CSP, framing, referrer, caching, CSRF.
+
+The CSP is a dict so that one view can widen one directive (``widen_csp``) without
+loosening the rest; there is no inline script or style anywhere, so none is allowed.
+"""
+
+from __future__ import annotations
+
+import copy
+
+from flask import Flask, Response, g, request
+from flask_wtf.csrf import CSRFProtect
+
+from idp.web.requests import settings
+
+csrf = CSRFProtect()
+
+BASE_CSP: dict[str, list[str]] = {
+    "default-src": ["'none'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "img-src": ["'self'", "data:"],
+    "font-src": ["'self'"],
+    "connect-src": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+    "base-uri": ["'none'"],
+}
+
+
+def widen_csp(directive: str, *sources: str) -> None:
+    """Let this response allow more for one directive (e.g. form-action to a client)."""
+    if "csp" not in g:
+        g.csp = copy.deepcopy(BASE_CSP)
+    g.csp.setdefault(directive, []).extend(s for s in sources if s not in g.csp[directive])
+
+
+def _csp_header() -> str:
+    policy = g.get("csp", BASE_CSP)
+    return "; ".join(f"{k} {' '.join(v)}" for k, v in policy.items())
+
+
+def _headers(response: Response) -> Response:
+    h = response.headers
+    h.setdefault("Content-Security-Policy", _csp_header())
+    h.setdefault("X-Content-Type-Options", "nosniff")
+    h.setdefault("X-Frame-Options", "DENY")
+    # same-origin, not no-referrer: Flask-WTF checks the Referer of HTTPS form posts.
+    h.setdefault("Referrer-Policy", "same-origin")
+    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    if not request.path.startswith("/static/"):
+        # Authentication pages and JSON carry personal data or one-time state:
+        # nothing in between may keep them. Views that may be cached say so themselves.
+        h.setdefault("Cache-Control", "no-store")
+        h.setdefault("Pragma", "no-cache")
+    if not settings().is_local_http:
+        h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+    return response
+
+
+def init_app(app: Flask) -> None:
+    s = app.extensions["idp"].settings
+    app.config.update(
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the flow cookie (below)
+        WTF_CSRF_SSL_STRICT=True,
+        # The Flask session carries only the CSRF token and short interaction state.
+        SESSION_COOKIE_NAME="idp_flow" if s.is_local_http else "__Host-idp_flow",
+        SESSION_COOKIE_SECURE=not s.is_local_http,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/",
+        SESSION_COOKIE_DOMAIN=None,  # __Host- forbids a Domain attribute
+        PERMANENT_SESSION_LIFETIME=s.session_max_seconds,
+    )
+    csrf.init_app(app)
+    app.after_request(_headers)

@@ -1,0 +1,133 @@
+"""Fixtures and factories: apps, clients, the mail outbox, users, a live server."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from werkzeug.serving import make_server
+
+from idp import create_app
+from idp.models import User
+from idp.settings import Settings
+from tests.conftest import make_settings, truncate_all
+
+CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+class Outbox:
+    """The file outbox as a test reads it: parsed messages, oldest first."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+
+    def messages(self) -> list[EmailMessage]:
+        if not self.folder.exists():
+            return []
+        return [
+            email.message_from_bytes(p.read_bytes(), policy=email.policy.default)  # type: ignore[misc]
+            for p in sorted(self.folder.glob("*.eml"))
+        ]
+
+    def to(self, address: str) -> list[EmailMessage]:
+        return [m for m in self.messages() if m["To"] == address]
+
+    def last_link(self, address: str, path: str) -> str:
+        """The last absolute link to `path` mailed to `address`."""
+        for message in reversed(self.to(address)):
+            body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+            found = re.findall(r"https?://\S+" + re.escape(path) + r"\S*", body)
+            if found:
+                return found[-1]
+        raise AssertionError(f"no mail with a {path} link to {address}")
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    application = create_app(settings)
+    yield application
+    application.extensions["idp"].engine.dispose()
+    truncate_all(settings.database_url)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def outbox(settings: Settings) -> Outbox:
+    return Outbox(settings.mail_outbox)
+
+
+def csrf_from(html: str) -> str:
+    match = CSRF_RE.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def get_csrf(client: FlaskClient, path: str) -> str:
+    response = client.get(path)
+    assert response.status_code == 200, (path, response.status_code)
+    return csrf_from(response.get_data(as_text=True))
+
+
+@pytest.fixture
+def make_user(app: Flask) -> Callable[..., User]:
+    """Factory: a verified account with a password, created through the real service."""
+
+    def factory(email: str = "user@example.com", password: str = "correct horse battery staple",
+                *, verified: bool = True) -> User:
+        registry = app.extensions["idp"]
+        with registry.sessionmaker() as db:
+            user = registry.services(db).accounts.create_by_operator(email, password, verified=verified)
+            db.commit()
+            return user
+
+    return factory
+
+
+def sign_in(client: FlaskClient, email: str, password: str, *, next_url: str | None = None):  # type: ignore[no-untyped-def]
+    token = get_csrf(client, "/login")
+    data = {"csrf_token": token, "username": email, "password": password}
+    if next_url:
+        data["next"] = next_url
+    return client.post("/login", data=data)
+
+
+@dataclass
+class LiveServer:
+    url: str
+    app: Flask
+    settings: Settings
+    outbox: Outbox
+
+
+@pytest.fixture
+def live_server(database_url: str, redis_url: str | None, tmp_path: Path) -> Iterator[LiveServer]:
+    """The app on a real socket (127.0.0.1, random port), issuer http://localhost:PORT."""
+    server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
+    port = server.socket.getsockname()[1]
+    settings = make_settings(
+        database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, issuer=f"http://localhost:{port}"
+    )
+    application = create_app(settings)
+    server.app = application
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(url=settings.issuer, app=application, settings=settings, outbox=Outbox(settings.mail_outbox))
+    finally:
+        server.shutdown()
+        thread.join(timeout=5)
+        application.extensions["idp"].engine.dispose()
+        truncate_all(database_url)

@@ -1,0 +1,3 @@
+from idp import create_app
+
+app = create_app()
