@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import os
+
+import click
+
+from idp.cli.common import fail, load_settings
+
+
+@click.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=5000, show_default=True, type=click.IntRange(1, 65535), help="TCP port.")
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Worker processes (default: 1 without IDP_REDIS_URL, else one per core).",
+)
+@click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
+def serve(host: str, port: int, workers: int | None, threads: int) -> None:
+    """Run the provider under gunicorn (threaded workers, keep-alive)."""
+    from idp.server import run
+
+    settings = load_settings()
+    if workers is None:
+        workers = 1 if settings.redis_url is None else (os.cpu_count() or 1)
+    if workers > 1 and settings.redis_url is None:
+        # Counters kept in process memory would be split between workers: an attacker
+        # would get a fresh budget on each. Scale out only with shared counters.
+        fail("more than one worker needs IDP_REDIS_URL (rate-limit counters must be shared)")
+    run(settings, host=host, port=port, workers=workers, threads=threads)
