@@ -54,9 +54,9 @@ def baseline_acr(mfa_policy: str) -> str:
 
 
 def with_mfa_marker(amr: Iterable[str]) -> list[str]:
-    """amr as issued: methods in a stable order, plus 'mfa' when two factors were used."""
+    """amr as issued: methods sorted, plus 'mfa' when they amount to more than one factor
+    (a passkey with user verification is possession plus a PIN or biometric)."""
     methods = sorted(set(amr) - {AMR_MFA})
-    if acr_for(methods) != ACR_PWD and len(set(methods) & {AMR_PASSWORD, AMR_OTP, AMR_HARDWARE_KEY}) >= 1:
-        if len(set(methods) & {AMR_PASSWORD, AMR_OTP, AMR_HARDWARE_KEY}) >= 2 or AMR_USER_PRESENCE_VERIFIED in methods:
-            methods.append(AMR_MFA)
+    if acr_for(methods) != ACR_PWD:
+        methods.append(AMR_MFA)
     return methods
