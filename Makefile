@@ -33,5 +33,10 @@ test-postgres: $(STAMP)
 browser-deps:
 	bash scripts/install-browser.sh
 
+## bench-oidc: token/introspection/JWKS/discovery vs node-oidc-provider (benchmarks/oidc/README.md)
+.PHONY: bench-oidc
+bench-oidc: $(STAMP)
+	bash benchmarks/oidc/run.sh
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache

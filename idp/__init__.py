@@ -2,17 +2,27 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from idp.notify.mailer import Mailer
-from idp.registry import STATIC_DIR, TEMPLATES_DIR, Registry
-from idp.settings import Settings
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from idp.notify.mailer import Mailer
+    from idp.settings import Settings
 
 __all__ = ["create_app"]
 
 
 def create_app(settings: Settings | None = None, *, mailer: Mailer | None = None) -> Flask:
     """Build the application. Tests call this directly with their own settings."""
+    # Imported here, not at the top: every `idp` command imports this package, and
+    # `idp --help` or a bad IDP_ variable should answer at once, without loading Flask,
+    # SQLAlchemy and every service first.
+    from flask import Flask
+
+    from idp.registry import STATIC_DIR, TEMPLATES_DIR, Registry
+    from idp.settings import Settings
+
     settings = settings or Settings.from_env()
     registry = Registry.build(settings, mailer=mailer)
 
@@ -34,4 +44,13 @@ def create_app(settings: Settings | None = None, *, mailer: Mailer | None = None
 
     web.init_app(app)
     health.init_app(app)
+
+    from idp import oauth
+
+    oauth.init_app(app)
+
+    from idp import protection
+
+    # Last: rate limits are applied by endpoint name to every view registered above.
+    protection.init_app(app)
     return app

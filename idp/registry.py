@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,18 +20,32 @@ from idp.accounts.passwords import (
     MIN_LENGTH_SINGLE_FACTOR,
     MIN_LENGTH_WITH_MFA,
     BreachedPasswords,
-    NoBreachedPasswords,
     PasswordPolicy,
 )
+from idp.accounts.password_change import PasswordChangeService
 from idp.accounts.service import AccountService
 from idp.audit import AuditService
+from idp.breached.service import breached_from_settings
+from idp.clients.service import ClientService
 from idp.crypto import kek as kek_module
 from idp.crypto.kek import Kek
 from idp.db import make_engine, make_sessionmaker
+from idp.keys.service import KeyCache, KeyService, SqlKeyStore
+from idp.mfa.enrolment import EnrolmentService
+from idp.mfa.passkeys import PasskeyService
+from idp.mfa.policy import StepUpService
+from idp.mfa.recovery import RecoveryCodeService
+from idp.mfa.totp import TotpService
 from idp.notify.mailer import FileOutboxMailer, Mailer, SmtpMailer
 from idp.notify.messages import MailComposer
+from idp.oauth.consents import ConsentService
+from idp.oauth.store import TokenStore
+from idp.oauth.tokens import TokenMinter
 from idp.sessions import SessionService
 from idp.settings import Settings
+
+if TYPE_CHECKING:
+    from idp.protection import Protection
 
 # templates/ sits beside the package (the repository layout); pages and mail share it.
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -62,7 +77,7 @@ class Registry:
                 memory_kib=settings.argon2_memory_kib,
                 parallelism=settings.argon2_parallelism,
             ),
-            breached=NoBreachedPasswords(),
+            breached=breached_from_settings(settings),
             mailer=mailer,
         )
 
@@ -76,6 +91,11 @@ class Registry:
         )
 
     @cached_property
+    def key_cache(self) -> KeyCache:
+        """Loaded signing keys, shared by the requests of this process (idp/keys)."""
+        return KeyCache()
+
+    @cached_property
     def password_policy(self) -> PasswordPolicy:
         # SP 800-63B-4: 8 characters suffice only when a second factor is required.
         required = self.settings.mfa_policy == "required"
@@ -84,6 +104,14 @@ class Registry:
             service_name=self.settings.service_name,
             breached=self.breached,
         )
+
+    @cached_property
+    def protection(self) -> Protection:
+        """Counters, rules, device cookies (idp/protection). Built at start-up by
+        protection.init_app, before any thread could race to build a second one."""
+        from idp.protection import Protection
+
+        return Protection.build(self.settings, self.kek)
 
     def services(self, db: Session) -> Services:
         return Services(registry=self, db=db)
@@ -112,8 +140,65 @@ class Services:
         )
 
     @cached_property
+    def clients(self) -> ClientService:
+        return ClientService(db=self.db, audit=self.audit)
+
+    @cached_property
+    def signing_keys(self) -> KeyService:
+        r = self.registry
+        return KeyService(store=SqlKeyStore(self.db), kek=r.kek, cache=r.key_cache, sessionmaker=r.sessionmaker)
+
+    @cached_property
+    def oauth_tokens(self) -> TokenStore:
+        return TokenStore(db=self.db, audit=self.audit)
+
+    @cached_property
+    def token_minter(self) -> TokenMinter:
+        return TokenMinter(keys=self.signing_keys, issuer=self.registry.settings.issuer)
+
+    @cached_property
+    def consents(self) -> ConsentService:
+        return ConsentService(db=self.db, audit=self.audit, tokens=self.oauth_tokens)
+
+    @cached_property
     def sessions(self) -> SessionService:
         s = self.registry.settings
         return SessionService(
             db=self.db, audit=self.audit, idle_seconds=s.session_idle_seconds, max_seconds=s.session_max_seconds
         )
+
+    @cached_property
+    def password_change(self) -> PasswordChangeService:
+        return PasswordChangeService(
+            db=self.db,
+            hasher=self.registry.hasher,
+            policy=self.registry.password_policy,
+            audit=self.audit,
+            sessions=self.sessions,
+        )
+
+    # ------------------------------------------------------------- mfa (issue 4)
+    @cached_property
+    def totp(self) -> TotpService:
+        return TotpService(db=self.db, kek=self.registry.kek, issuer_name=self.registry.settings.service_name)
+
+    @cached_property
+    def passkeys(self) -> PasskeyService:
+        s = self.registry.settings
+        # WebAuthn L3 §5.1.2: the RP ID is the issuer's host; the origin is the issuer.
+        return PasskeyService(db=self.db, audit=self.audit, rp_id=s.issuer_host, origin=s.issuer,
+                              rp_name=s.service_name)
+
+    @cached_property
+    def recovery_codes(self) -> RecoveryCodeService:
+        return RecoveryCodeService(db=self.db, key=self.registry.kek.derive("mfa.recovery-codes"))
+
+    @cached_property
+    def enrolment(self) -> EnrolmentService:
+        return EnrolmentService(db=self.db, audit=self.audit, mail=self.registry.mail,
+                                issuer=self.registry.settings.issuer)
+
+    @cached_property
+    def step_up(self) -> StepUpService:
+        return StepUpService(db=self.db, audit=self.audit, sessions=self.sessions,
+                             mfa_policy=self.registry.settings.mfa_policy)

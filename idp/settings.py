@@ -7,13 +7,17 @@ stops the process with one clear line instead of failing on the first request.
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import ipaddress
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from limits import parse_many
 
 ENVIRONMENTS = ("development", "testing", "production")
 MFA_POLICIES = ("required", "optional")
@@ -23,6 +27,17 @@ LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]", "::1")
 # (m=19 MiB, t=2). Anything weaker is refused at start-up.
 ARGON2_MIN_MEMORY_KIB = 19 * 1024
 ARGON2_MIN_TIME_COST = 2
+
+
+# Settings read as IDP_<NAME UPPER CASE> (see Settings for each one's reason).
+RATE_LIMIT_FIELDS = (
+    "rate_limit_login", "rate_limit_mfa", "rate_limit_signup", "rate_limit_reset",
+    "rate_limit_signin_link", "rate_limit_token", "rate_limit_introspection", "rate_limit_factor",
+)
+PROTECTION_NUMBER_FIELDS = (
+    "ip_user_failure_limit", "ip_user_block_seconds", "ip_failure_capacity", "ip_failure_regain_seconds",
+    "account_failure_limit", "account_failure_window_seconds", "device_cookie_days", "signin_link_seconds",
+)
 
 
 class SettingsError(ValueError):
@@ -99,6 +114,70 @@ class Settings:
     # Largest request body accepted (413 beyond): forms are small, uploads do not exist.
     max_content_length: int = 64 * 1024
 
+    # --------------------------------------------- breached passwords (idp/breached/)
+    # Filter written by `idp breached import`; until it exists, the list shipped in
+    # idp/breached/data/ (20,000 common breached passwords) is the corpus.
+    breached_corpus: Path = Path("instance/breached-passwords.idpbf")
+    # How often a running worker looks for a re-imported corpus file (0: at every check).
+    breached_reload_seconds: int = 60
+    # Also ask the Pwned Passwords range API. Off: no password-derived byte leaves the host.
+    breached_range_api: bool = False
+    # Range API base URL; the 5-hex-character prefix is appended.
+    breached_range_url: str = "https://api.pwnedpasswords.com/range/"
+    # Range API timeout: a password form must not hang on a third party.
+    breached_range_timeout_ms: int = 2000
+    # API unreachable: open = accept (offline corpus still applies; logged), closed = refuse.
+    breached_range_fail: str = "open"
+
+    # ------------------------------------------- protection (idp/protection/README.md)
+    # Prefix of every counter key in Redis, so that several deployments or test runs can
+    # share one Redis. Under env=testing the default becomes random per settings object.
+    redis_prefix: str = "idp"
+    # Rate limits per client address, flask-limiter syntax ("N per period;..."), POSTs only.
+    # Sign-in: roomy for a carrier NAT full of shoppers, far below a replay bot's pace.
+    rate_limit_login: str = "30 per minute;300 per hour"
+    # One-time code entry (mfa.*): a 6-digit code must not be guessable from one address.
+    rate_limit_mfa: str = "20 per minute;100 per hour"
+    # Sign-up: each one sends a mail; a person creates an account or two.
+    rate_limit_signup: str = "10 per minute;50 per hour"
+    # Password reset request: sends a mail to someone else's inbox; keep it scarce.
+    rate_limit_reset: str = "5 per minute;20 per hour"
+    # Sign-in link request (the account-under-attack path): mails, like the reset.
+    rate_limit_signin_link: str = "5 per minute;20 per hour"
+    # Token endpoint: service callers sit behind few addresses and refresh often.
+    rate_limit_token: str = "300 per minute"
+    # Introspection: resource servers call it on every API request they receive.
+    rate_limit_introspection: str = "1200 per minute"
+    # Registering a second factor (TOTP, passkey): rare for a person, argon2/crypto for us.
+    rate_limit_factor: str = "10 per minute;30 per hour"
+    # Attack protection: consecutive failures for one account from one address before
+    # that address (only) is refused for that account.
+    ip_user_failure_limit: int = 10
+    # ...and for how long after its last failure (a success there or a reset ends it sooner).
+    ip_user_block_seconds: int = 60 * 60
+    # Distinct accounts an address may fail against before all its sign-ins are throttled
+    # (the stuffing signature)...
+    ip_failure_capacity: int = 100
+    # ...regaining one every this many seconds: 100 a day, slowly.
+    ip_failure_regain_seconds: int = 864
+    # NIST SP 800-63B-4 3.2.2: at most 100 consecutive failures per account; past that the
+    # password alone is not tried from an unrecognised device (mailed link first).
+    account_failure_limit: int = 100
+    # The account's failure count is forgotten this long after its last failure.
+    account_failure_window_seconds: int = 24 * 60 * 60
+    # A recognised-device cookie lives this long (renewed at each sign-in on that device).
+    device_cookie_days: int = 365
+    # Lifetime of a mailed sign-in link.
+    signin_link_seconds: int = 15 * 60
+    # /metrics in Prometheus text format (process-local counters).
+    metrics_enabled: bool = True
+
+    def __post_init__(self) -> None:
+        # Test apps share one Redis across the whole suite: a random prefix per settings
+        # object keeps one test's counters out of the next (replace() keeps the prefix).
+        if self.env == "testing" and self.redis_prefix == "idp":
+            object.__setattr__(self, "redis_prefix", f"idp-test-{secrets.token_hex(4)}")
+
     # ---------------------------------------------------------------- derived
     @property
     def issuer_host(self) -> str:
@@ -142,6 +221,52 @@ class Settings:
             raise SettingsError("argon2 parameters below the OWASP minimum are allowed only in tests")
         if self.session_idle_seconds > self.session_max_seconds:
             raise SettingsError("IDP_SESSION_IDLE_SECONDS cannot exceed IDP_SESSION_MAX_SECONDS")
+        for name in RATE_LIMIT_FIELDS:
+            try:
+                if not parse_many(getattr(self, name)):
+                    raise ValueError
+            except ValueError:
+                raise SettingsError(
+                    f"IDP_{name.upper()} must be limits like '30 per minute;300 per hour', "
+                    f"not {getattr(self, name)!r}"
+                ) from None
+        if not self.redis_prefix or any(c.isspace() for c in self.redis_prefix):
+            raise SettingsError("IDP_REDIS_PREFIX must be a non-empty word without spaces")
+        # The URLs below are checked here so that a typo stops start-up with one line
+        # instead of a trace from deep inside SQLAlchemy, redis or smtplib. The values
+        # may hold passwords, so the messages never repeat them.
+        from sqlalchemy.engine import make_url  # here: `idp --help` need not load SQLAlchemy
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            backend = make_url(self.database_url).get_backend_name()
+        except ArgumentError:
+            raise SettingsError(
+                "IDP_DATABASE_URL is not a database URL (e.g. sqlite:///instance/idp.sqlite3"
+                " or postgresql://user@host/db)"
+            ) from None
+        if backend not in ("sqlite", "postgresql"):
+            raise SettingsError(f"IDP_DATABASE_URL must be a sqlite or postgresql URL, not {backend}")
+        if self.redis_url is not None and urlsplit(self.redis_url).scheme not in ("redis", "rediss", "unix"):
+            raise SettingsError("IDP_REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.smtp_url is not None:
+            smtp = urlsplit(self.smtp_url)
+            if smtp.scheme not in ("smtp", "smtps") or not smtp.hostname:
+                raise SettingsError("IDP_SMTP_URL must look like smtp://host:port or smtps://host:port")
+        if self.kek is not None:
+            try:
+                if len(base64.b64decode(self.kek, validate=True)) != 32:
+                    raise ValueError
+            except ValueError:
+                raise SettingsError("IDP_KEK must be 32 bytes, base64-encoded") from None
+        self._validate_breached()
+
+    def _validate_breached(self) -> None:
+        if self.breached_range_fail not in ("open", "closed"):
+            raise SettingsError(f"IDP_BREACHED_RANGE_FAIL must be open or closed, not {self.breached_range_fail!r}")
+        range_url = urlsplit(self.breached_range_url)
+        if range_url.scheme not in ("http", "https") or not range_url.hostname:
+            raise SettingsError("IDP_BREACHED_RANGE_URL must be an absolute http(s) URL")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -178,6 +303,21 @@ class Settings:
         number("IDP_ARGON2_MEMORY_KIB", "argon2_memory_kib", minimum=8)
         number("IDP_ARGON2_PARALLELISM", "argon2_parallelism")
         number("IDP_MAX_CONTENT_LENGTH", "max_content_length", minimum=1024)
+        text("IDP_REDIS_PREFIX", "redis_prefix")
+        for name in RATE_LIMIT_FIELDS:
+            text(f"IDP_{name.upper()}", name)
+        for name in PROTECTION_NUMBER_FIELDS:
+            number(f"IDP_{name.upper()}", name)
+        if raw := env.get("IDP_METRICS_ENABLED"):
+            values["metrics_enabled"] = _bool("IDP_METRICS_ENABLED", raw)
+        if raw := env.get("IDP_BREACHED_CORPUS"):
+            values["breached_corpus"] = Path(raw)
+        number("IDP_BREACHED_RELOAD_SECONDS", "breached_reload_seconds", minimum=0)
+        if raw := env.get("IDP_BREACHED_RANGE_API"):
+            values["breached_range_api"] = _bool("IDP_BREACHED_RANGE_API", raw)
+        text("IDP_BREACHED_RANGE_URL", "breached_range_url")
+        number("IDP_BREACHED_RANGE_TIMEOUT_MS", "breached_range_timeout_ms")
+        text("IDP_BREACHED_RANGE_FAIL", "breached_range_fail")
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()
         return settings

@@ -87,8 +87,13 @@ def redis_url() -> str | None:
 
 
 @pytest.fixture
-def settings(database_url: str, redis_url: str | None, tmp_path: Path) -> Settings:
-    return make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path)
+def settings(database_url: str, redis_url: str | None, tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    """Overrides by indirect parametrization, like ``live_server``, or for a whole module of
+    password-only tests by marker: ``pytestmark = pytest.mark.mfa_policy("optional")``."""
+    overrides = dict(getattr(request, "param", None) or {})
+    if (marker := request.node.get_closest_marker("mfa_policy")) is not None:
+        overrides.setdefault("mfa_policy", marker.args[0])
+    return make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, **overrides)
 
 
 def make_settings(*, database_url: str, redis_url: str | None, tmp_path: Path, **overrides: object) -> Settings:
@@ -103,6 +108,9 @@ def make_settings(*, database_url: str, redis_url: str | None, tmp_path: Path, *
         "argon2_time_cost": 1,
         "argon2_memory_kib": 8,
         "argon2_parallelism": 1,
+        # Each test its own corpus file (absent: the shipped list), re-read at every check.
+        "breached_corpus": tmp_path / "breached.idpbf",
+        "breached_reload_seconds": 0,
     }
     values.update(overrides)
     settings = Settings(**values)  # type: ignore[arg-type]

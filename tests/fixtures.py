@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import email
 import email.policy
+import hashlib
+import io
+import random
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
@@ -81,6 +84,29 @@ def get_csrf(client: FlaskClient, path: str) -> str:
     return csrf_from(response.get_data(as_text=True))
 
 
+def hibp_lines(passwords: Iterable[str] = (), *, filler: int = 0, seed: int = 0) -> bytes:
+    """A generated corpus in the Pwned Passwords download format (SHA1HEX:COUNT, CRLF):
+    the SHA-1 of each password plus ``filler`` random hashes, in sorted order."""
+    rng = random.Random(seed)
+    hashes = [hashlib.sha1(p.encode()).hexdigest().upper() for p in passwords]
+    hashes += [f"{rng.getrandbits(160):040X}" for _ in range(filler)]
+    return b"".join(f"{h}:{rng.randint(1, 10**6)}\r\n".encode() for h in sorted(hashes))
+
+
+@pytest.fixture
+def breach(settings: Settings) -> Callable[..., Path]:
+    """Import passwords (plus random filler) into this test's corpus through the real
+    importer, as `idp breached import` would; running apps pick it up at the next check."""
+    from idp.breached import import_corpus, shipped_keys
+
+    def add(*passwords: str, filler: int = 2000) -> Path:
+        data = hibp_lines(passwords, filler=filler)
+        import_corpus([("generated", io.BytesIO(data))], settings.breached_corpus, extra_keys=[shipped_keys()])
+        return settings.breached_corpus
+
+    return add
+
+
 @pytest.fixture
 def make_user(app: Flask) -> Callable[..., User]:
     """Factory: a verified account with a password, created through the real service."""
@@ -113,12 +139,20 @@ class LiveServer:
 
 
 @pytest.fixture
-def live_server(database_url: str, redis_url: str | None, tmp_path: Path) -> Iterator[LiveServer]:
-    """The app on a real socket (127.0.0.1, random port), issuer http://localhost:PORT."""
+def live_server(
+    database_url: str, redis_url: str | None, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[LiveServer]:
+    """The app on a real socket (127.0.0.1, random port), issuer http://localhost:PORT.
+
+    Settings overrides come by indirect parametrization:
+    ``@pytest.mark.parametrize("live_server", [{"mfa_policy": "optional"}], indirect=True)``.
+    """
     server = make_server("127.0.0.1", 0, Flask("placeholder"), threaded=True)
     port = server.socket.getsockname()[1]
+    overrides = getattr(request, "param", None) or {}
     settings = make_settings(
-        database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, issuer=f"http://localhost:{port}"
+        database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, issuer=f"http://localhost:{port}",
+        **overrides,
     )
     application = create_app(settings)
     server.app = application
@@ -131,3 +165,22 @@ def live_server(database_url: str, redis_url: str | None, tmp_path: Path) -> Ite
         thread.join(timeout=5)
         application.extensions["idp"].engine.dispose()
         truncate_all(database_url)
+
+
+def start_session(app: Flask, client: FlaskClient, email: str, *, amr: tuple[str, ...] = ("pwd",)) -> str:
+    """Give ``client`` a live SSO session for ``email`` via the real SessionService, as a
+    completed sign-in leaves it: for tests of what a signed-in browser can do (account page,
+    ending sessions), independent of the steps a sign-in may pass through (MFA, new device).
+    Returns the session's public id (the one the account page shows)."""
+    from idp.context import RequestContext
+
+    registry = app.extensions["idp"]
+    with registry.sessionmaker() as db:
+        services = registry.services(db)
+        user = services.accounts.by_email(email)
+        assert user is not None, f"no account for {email}"
+        record, secret = services.sessions.start(user, amr=list(amr), ctx=RequestContext(ip="127.0.0.1"))
+        db.commit()
+    name = "idp_sso" if registry.settings.is_local_http else "__Host-idp_sso"
+    client.set_cookie(name, secret)
+    return record.id

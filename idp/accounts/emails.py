@@ -24,7 +24,9 @@ def normalize_email(raw: str) -> str:
         raise InvalidInput("Enter your email address.")
     if len(value) > MAX_EMAIL_LENGTH:
         raise InvalidInput("That email address is too long.")
-    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
+    # U+FFFD is what a decoder leaves for bytes it could not read (a CLI argument or a
+    # header that was not UTF-8): no real mailbox has one, so refuse instead of guessing.
+    if "\ufffd" in value or any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") for ch in value):
         raise InvalidInput("That email address contains characters that are not allowed.")
     try:
         # No DNS look-up: nothing here calls out to the network, and a slow resolver

@@ -19,7 +19,7 @@ from idp.accounts.hashing import PasswordHasher
 from idp.accounts.passwords import MAX_LENGTH, PasswordPolicy, normalize_password
 from idp.audit import AuditService
 from idp.context import RequestContext
-from idp.crypto.tokens import new_secret, sha256_hex
+from idp.crypto.tokens import looks_like_secret, new_secret, sha256_hex
 from idp.db import utcnow
 from idp.errors import EmailNotVerified, InvalidCredentials, InvalidInput, InvalidToken
 from idp.models import EmailToken, User
@@ -110,7 +110,7 @@ class AccountService:
         self.mail.send("verify_email", to=user.email, subject="Confirm your email address", link=link, hours=hours)
 
     def verify_email(self, token: str, *, ctx: RequestContext) -> User:
-        if not token or len(token) > 128:
+        if not looks_like_secret(token):
             raise InvalidToken()
         record = self.db.scalar(
             select(EmailToken).where(EmailToken.token_hash == sha256_hex(token), EmailToken.purpose == VERIFY_EMAIL)

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from idp.cli import db, serve, users
+from idp.cli import breached, clients, db, keys, serve, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -22,6 +22,9 @@ def cli() -> None:
 cli.add_command(serve.serve)
 cli.add_command(db.db)
 cli.add_command(users.users)
+cli.add_command(clients.clients)
+cli.add_command(keys.keys)
+cli.add_command(breached.breached)
 
 
 def main(argv: list[str] | None = None) -> None:

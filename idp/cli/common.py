@@ -26,9 +26,15 @@ def load_settings() -> Settings:
 @contextmanager
 def services_scope() -> Iterator:  # type: ignore[type-arg]
     """A registry and a database session for one command; commits when it succeeds."""
+    from sqlalchemy.exc import DBAPIError
+
+    from idp.crypto.kek import KekError
     from idp.registry import Registry
 
-    registry = Registry.build(load_settings())
+    try:
+        registry = Registry.build(load_settings())
+    except KekError as error:  # unreadable, malformed or world-readable key file
+        fail(str(error))
     db = registry.sessionmaker()
     try:
         yield registry.services(db)
@@ -36,6 +42,12 @@ def services_scope() -> Iterator:  # type: ignore[type-arg]
     except IdpError as error:
         db.rollback()
         fail(error.public_message)
+    except DBAPIError as error:
+        # Unreachable server, missing tables: an operator's mistake, not a bug, so one
+        # line naming the cause (the driver's first line) and the usual remedy.
+        db.rollback()
+        cause = str(error.orig).strip().splitlines()[0] if error.orig is not None else type(error).__name__
+        fail(f"database error: {cause} (check IDP_DATABASE_URL and run 'idp db upgrade')")
     finally:
         db.close()
         registry.engine.dispose()

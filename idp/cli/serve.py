@@ -28,4 +28,12 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
         # Counters kept in process memory would be split between workers: an attacker
         # would get a fresh budget on each. Scale out only with shared counters.
         fail("more than one worker needs IDP_REDIS_URL (rate-limit counters must be shared)")
+    # Create (or check) the key-encryption key here, once, before gunicorn forks: a bad
+    # key file is then one line on stderr, not a worker that fails to boot with a trace.
+    from idp.crypto.kek import KekError, load_or_create
+
+    try:
+        load_or_create(settings.keys_dir, settings.kek)
+    except (KekError, OSError) as error:
+        fail(f"key-encryption key: {error}")
     run(settings, host=host, port=port, workers=workers, threads=threads)

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+
+# What new_secret() produces (base64url, no padding), with room for longer secrets later.
+_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{16,128}")
 
 
 def new_secret() -> str:
     """256 random bits, URL-safe: cookies, mail links, refresh tokens."""
     return secrets.token_urlsafe(32)
+
+
+def looks_like_secret(value: str) -> bool:
+    """Cheap shape check before any look-up: anything else cannot be one of ours."""
+    return _SECRET_SHAPE.fullmatch(value) is not None
 
 
 def sha256_hex(value: str) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.web import account, auth, errors, security, signup, sso
+from idp.web import account, auth, errors, password, security, signup, sso
+from idp.web import mfa
 
 
 def init_app(app: Flask) -> None:
@@ -14,3 +15,5 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(auth.bp)
     app.register_blueprint(signup.bp)
     app.register_blueprint(account.bp)
+    app.register_blueprint(mfa.bp)
+    app.register_blueprint(password.bp)

@@ -12,7 +12,17 @@ from werkzeug.exceptions import HTTPException, InternalServerError
 from idp.errors import IdpError
 
 # Prefixes whose callers are programs, not people (the OAuth issue adds its own).
-JSON_PREFIXES: list[str] = ["/healthz", "/readyz"]
+JSON_PREFIXES: list[str] = [
+    "/healthz",
+    "/readyz",
+    # OAuth/OIDC endpoints called by programs (idp/oauth/).
+    "/token",
+    "/introspect",
+    "/revoke",
+    "/userinfo",
+    "/jwks.json",
+    "/.well-known/",
+]
 
 _FRIENDLY = {
     400: "The request could not be understood. Go back and try again.",

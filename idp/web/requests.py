@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import unicodedata
 
 from flask import current_app, g, request
 from sqlalchemy.orm import Session
@@ -50,15 +51,18 @@ def client_ip() -> str | None:
     trusted = settings().trusted_proxies
     if not trusted or peer is None or not _in(peer, trusted):
         return peer
-    hops = [h.strip() for h in request.headers.get("X-Forwarded-For", "").split(",") if h.strip()]
+    # Every X-Forwarded-For line, in order (RFC 9110 5.3: repeated fields form one list):
+    # with .get() a client's own forged line would shadow the one our proxy added after it.
+    chain = ",".join(request.headers.getlist("X-Forwarded-For"))
+    hops = [h.strip() for h in chain.split(",") if h.strip()]
     for hop in reversed(hops):
         try:
-            ipaddress.ip_address(hop)
+            address = str(ipaddress.ip_address(hop))  # canonical form: one counter per address
         except ValueError:
             return peer  # a malformed chain: fall back to what we saw ourselves
-        if not _in(hop, trusted):
-            return hop
-    return hops[0] if hops else peer
+        if not _in(address, trusted):
+            return address
+    return str(ipaddress.ip_address(hops[0])) if hops else peer
 
 
 def _in(address: str, networks: tuple) -> bool:  # type: ignore[type-arg]
@@ -84,8 +88,20 @@ def form_text(name: str, *, max_length: int = 1024) -> str:
     value = values[0] if values else ""
     if len(value) > max_length:
         raise InvalidInput("A field in this form is too long.")
-    # Werkzeug decodes invalid UTF-8 as U+FFFD: a person never types it, so the form
-    # was not UTF-8 and guessing what was meant could store the wrong address.
+    # Multipart fields that are not UTF-8 arrive with U+FFFD (url-encoded ones are refused
+    # earlier, by security._require_utf8): a person never types it, so the form was not
+    # UTF-8 and guessing what was meant could store the wrong address.
     if "\ufffd" in value or "\x00" in value:
         raise InvalidInput("This form contained characters that could not be read. Check it and try again.")
+    return value
+
+
+def display_hint(value: str | None, *, max_length: int = 254) -> str:
+    """An optional value echoed into a page (``login_hint``): dropped, not refused, when it
+    holds control or invisible formatting characters (terminal escapes, U+202E), since it
+    comes from a link someone else wrote and the page works without it."""
+    if not value or len(value) > max_length:
+        return ""
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn") or ch == "\ufffd" for ch in value):
+        return ""
     return value

@@ -7,13 +7,32 @@ loosening the rest; there is no inline script or style anywhere, so none is allo
 from __future__ import annotations
 
 import copy
+from urllib.parse import parse_qsl
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
 from flask_wtf.csrf import CSRFProtect
 
+from idp.errors import InvalidInput
 from idp.web.requests import settings
 
-csrf = CSRFProtect()
+
+class _CsrfProtect(CSRFProtect):
+    """Flask-WTF's CSRF check, refusing a token sent more than once.
+
+    Flask-WTF reads the first ``csrf_token`` and ignores the rest; a form we rendered
+    carries exactly one, so two mean the request was put together by something else
+    (STYLE 11: parameters that must be single are rejected when duplicated).
+    """
+
+    def _get_csrf_token(self):  # type: ignore[no-untyped-def]
+        if len(request.form.getlist(current_app.config["WTF_CSRF_FIELD_NAME"])) > 1:
+            return None  # reported as a missing token: 400, nothing done
+        return super()._get_csrf_token()
+
+
+csrf = _CsrfProtect()
+
+FORM_URLENCODED = "application/x-www-form-urlencoded"
 
 BASE_CSP: dict[str, list[str]] = {
     "default-src": ["'none'"],
@@ -38,6 +57,30 @@ def widen_csp(directive: str, *sources: str) -> None:
 def _csp_header() -> str:
     policy = g.get("csp", BASE_CSP)
     return "; ".join(f"{k} {' '.join(v)}" for k, v in policy.items())
+
+
+def _require_utf8() -> None:
+    """Refuse query strings and url-encoded bodies that are not UTF-8 (HTML, RFC 6749 App. B).
+
+    Werkzeug does not fail on an undecodable escape: it keeps it as literal text, so the
+    bytes 0xFF 0xFE sent as ``%FF%FE@x.com`` reached the views as the six characters
+    "%FF%FE" - a valid-looking address nobody typed, and sign-up created it. (Multipart
+    fields arrive with U+FFFD instead, which ``form_text`` refuses.) Checked once here, for
+    every route, before any view or CSRF check runs.
+    """
+    sources = [request.query_string]
+    if request.method != "GET" and request.mimetype == FORM_URLENCODED:
+        # Bounded by MAX_CONTENT_LENGTH (413 beyond); cached, so form parsing reuses it.
+        sources.append(request.get_data(cache=True))
+    for raw in sources:
+        if not raw:
+            continue
+        try:
+            parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
+        except UnicodeDecodeError:
+            raise InvalidInput(
+                "This request contained characters that could not be read (it was not UTF-8)."
+            ) from None
 
 
 def _headers(response: Response) -> Response:
@@ -73,5 +116,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_DOMAIN=None,  # __Host- forbids a Domain attribute
         PERMANENT_SESSION_LIFETIME=s.session_max_seconds,
     )
+    # Before CSRFProtect's own hook, so that an unreadable body is named as such.
+    app.before_request(_require_utf8)
     csrf.init_app(app)
     app.after_request(_headers)

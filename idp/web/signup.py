@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, redirect, render_template, request, url_for
 
+from idp.crypto.tokens import looks_like_secret
 from idp.errors import InvalidInput, InvalidToken
 from idp.web.requests import form_text, request_context, registry, services
 
@@ -34,10 +35,12 @@ def verify_email():  # type: ignore[no-untyped-def]
     # GET shows a button, POST consumes the token: mail scanners that pre-fetch links
     # must not burn a one-time token.
     if request.method == "GET":
-        token = request.args.get("token", "")
-        if not token or len(token) > 128:
+        # Exactly one token of the shape we mail: a page that echoes anything else back
+        # into a form (control characters, 10,000 characters) helps nobody.
+        tokens = request.args.getlist("token")
+        if len(tokens) != 1 or not looks_like_secret(tokens[0]):
             raise InvalidToken()
-        return render_template("verify_email.html", token=token)
+        return render_template("verify_email.html", token=tokens[0])
     try:
         services().accounts.verify_email(form_text("token", max_length=128), ctx=request_context())
     except InvalidToken:

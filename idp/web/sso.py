@@ -14,6 +14,7 @@ from urllib.parse import urlencode
 
 from flask import Flask, Response, g, redirect, request, session, url_for
 
+from idp import assurance
 from idp.models import SsoSession, User
 from idp.web.requests import close_db, request_context, services, settings
 
@@ -79,15 +80,39 @@ def safe_next(value: str | None, default: str = "/account") -> str:
     return value
 
 
-def login_required(view: Callable[..., Any]) -> Callable[..., Any]:
-    @wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        if current() is None:
-            target = request.full_path if request.query_string else request.path
-            return redirect(url_for("auth.login") + "?" + urlencode({"next": target}))
-        return view(*args, **kwargs)
+def login_required(view: Callable[..., Any] | None = None, *, partial: bool = False) -> Any:
+    """A signed-in session; by default one whose assurance meets the MFA policy (issue 4).
 
-    return wrapper
+    ``partial=True`` lets a session below the baseline through: only the MFA pages use
+    it, because they are how a password-only session reaches the baseline.
+    """
+
+    def decorate(view: Callable[..., Any]) -> Callable[..., Any]:
+        @wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            if current() is None:
+                target = request.full_path if request.query_string else request.path
+                return redirect(url_for("auth.login") + "?" + urlencode({"next": target}))
+            if partial:
+                return view(*args, **kwargs)
+            # Second factor before anything else, the password change included: a
+            # password alone never reaches an authenticated page under "required".
+            record = current()
+            if record is not None and not assurance.satisfies(
+                assurance.acr_for(record.amr or []), assurance.baseline_acr(settings().mfa_policy)
+            ):
+                if request.method != "GET":  # a form post is not replayed; back to the account
+                    return redirect(url_for("mfa.second_factor"))
+                target = request.full_path if request.query_string else request.path
+                return redirect(url_for("mfa.second_factor") + "?" + urlencode({"next": target}))
+            # Forced change (breach found at sign-in, operator reset): the change page only.
+            if getattr(current_user(), "must_change_password", False) and request.endpoint != "password.change":
+                return redirect(url_for("password.change", forced=1))
+            return view(*args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def init_app(app: Flask) -> None:

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.fixtures import get_csrf, sign_in
+
+# Password-only behaviour: the MFA gate (issue 4) is tested in tests/functional/mfa/.
+pytestmark = pytest.mark.mfa_policy("optional")
 
 PASSWORD = "correct horse battery staple"
 

@@ -1,0 +1,147 @@
+"""Relying-party registrations: create, look up, authenticate.
+
+Client secrets are 256 random bits shown once and stored as SHA-256 only. A fast hash
+is the right tool here, unlike for passwords: there is no dictionary to try and 2^256
+guesses to make, so argon2's cost would buy nothing and would put password-grade work
+on every token request (the token endpoint must stay cheap; see issue 3, done-when 4).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp.assurance import ACR_VALUES
+from idp.audit import AuditService
+from idp.clients import redirect_uris as uri_rules
+from idp.context import RequestContext
+from idp.crypto.tokens import constant_time_equals, new_secret, sha256_hex
+from idp.db import random_id, utcnow
+from idp.errors import InvalidInput
+from idp.keys.jose import ALGORITHMS
+from idp.models import OAuthClient, OAuthClientOrigin
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+# RFC 9700 §2.4 and §2.1.2: never the password grant or the implicit flow.
+FORBIDDEN_GRANT_TYPES = {"password": "RFC 9700 §2.4", "implicit": "RFC 9700 §2.1.2"}
+DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
+DEFAULT_SCOPE = "openid email"
+_SCOPE_TOKEN = re.compile(r"^[\x21\x23-\x5B\x5D-\x7E]{1,64}$")  # RFC 6749 §3.3 scope-token
+MAX_CLIENT_ID = 64
+
+
+class ClientService:
+    def __init__(self, *, db: Session, audit: AuditService) -> None:
+        self.db = db
+        self.audit = audit
+
+    def create(
+        self,
+        *,
+        name: str,
+        redirect_uris: Iterable[str] = (),
+        public: bool = False,
+        first_party: bool = False,
+        grant_types: Iterable[str] = (),
+        scope: str | None = None,
+        post_logout_redirect_uris: Iterable[str] = (),
+        access_token_seconds: int = 600,
+        id_token_alg: str = "ES256",
+        min_acr: str | None = None,
+        client_id: str | None = None,
+        ctx: RequestContext | None = None,
+    ) -> tuple[OAuthClient, str | None]:
+        """Register a client. Returns it and its secret (None for public clients): the
+        secret is shown this once and only its hash is kept."""
+        name = name.strip()
+        if not name or len(name) > 200:
+            raise InvalidInput("the client name must be 1 to 200 characters")
+        grants = list(dict.fromkeys(grant_types)) or list(DEFAULT_GRANT_TYPES)
+        for grant in grants:
+            if grant in FORBIDDEN_GRANT_TYPES:
+                raise InvalidInput(f"grant type {grant!r} is not offered ({FORBIDDEN_GRANT_TYPES[grant]})")
+            if grant not in GRANT_TYPES:
+                raise InvalidInput(f"unknown grant type {grant!r}; choose from {', '.join(GRANT_TYPES)}")
+        if public and "client_credentials" in grants:
+            raise InvalidInput("a public client cannot use client_credentials: it has no secret")
+        uris = [redirect_uris_validate(u, public=public) for u in dict.fromkeys(redirect_uris)]
+        if "authorization_code" in grants and not uris:
+            raise InvalidInput("the authorization_code grant needs at least one --redirect-uri")
+        logout_uris = [redirect_uris_validate(u, public=public) for u in dict.fromkeys(post_logout_redirect_uris)]
+        scopes = (scope or DEFAULT_SCOPE).split()
+        if not scopes or any(not _SCOPE_TOKEN.match(s) for s in scopes):
+            raise InvalidInput("scope must be space-separated scope tokens (RFC 6749 §3.3)")
+        if not 30 <= access_token_seconds <= 3600:
+            raise InvalidInput("access-token lifetime must be between 30 and 3600 seconds")
+        if id_token_alg not in ALGORITHMS:
+            raise InvalidInput(f"ID-token algorithm must be one of {', '.join(ALGORITHMS)}")
+        if min_acr is not None and min_acr not in ACR_VALUES:
+            raise InvalidInput(f"minimum acr must be one of {', '.join(ACR_VALUES)}")
+        if client_id is not None and (not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id) or self.get(client_id)):
+            raise InvalidInput("that client id is malformed or taken")
+
+        secret = None if public else new_secret()
+        client = OAuthClient(
+            id=client_id or random_id(),
+            name=name,
+            secret_hash=None if secret is None else sha256_hex(secret),
+            redirect_uris=uris,
+            post_logout_redirect_uris=logout_uris,
+            grant_types=grants,
+            scope=" ".join(dict.fromkeys(scopes)),
+            first_party=first_party,
+            access_token_seconds=access_token_seconds,
+            id_token_alg=id_token_alg,
+            min_acr=min_acr,
+            created_at=utcnow(),
+        )
+        self.db.add(client)
+        self.db.flush()
+        for origin in dict.fromkeys(o for o in map(uri_rules.origin_of, uris + logout_uris) if o):
+            self.db.add(OAuthClientOrigin(client_id=client.id, origin=origin))
+        self.db.flush()
+        self.audit.record(
+            "client.created", ctx=ctx or RequestContext.system(), client_id=client.id, public=public,
+            first_party=first_party, grant_types=grants,
+        )
+        return client, secret
+
+    def get(self, client_id: object) -> OAuthClient | None:
+        """An enabled client, or None (also for ids that cannot be ours)."""
+        if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
+            return None
+        client = self.db.get(OAuthClient, client_id)
+        if client is None or client.disabled_at is not None:
+            return None
+        return client
+
+    def verify_secret(self, client: OAuthClient, secret: object) -> bool:
+        if client.secret_hash is None or not isinstance(secret, str) or not secret or len(secret) > 512:
+            return False
+        return constant_time_equals(sha256_hex(secret), client.secret_hash)
+
+    def origin_allowed(self, origin: str, *, client_id: str | None = None) -> bool:
+        """CORS: is ``origin`` registered by this client (or, without one, by any client)?"""
+        if not origin or len(origin) > 300:
+            return False
+        stmt = select(OAuthClientOrigin.id).where(OAuthClientOrigin.origin == origin)
+        if client_id is not None:
+            stmt = stmt.where(OAuthClientOrigin.client_id == client_id)
+        return self.db.scalar(stmt.limit(1)) is not None
+
+    def by_ids(self, client_ids: Iterable[str]) -> dict[str, OAuthClient]:
+        ids = list(set(client_ids))
+        if not ids:
+            return {}
+        return {c.id: c for c in self.db.scalars(select(OAuthClient).where(OAuthClient.id.in_(ids)))}
+
+
+def redirect_uris_validate(uri: str, *, public: bool) -> str:
+    return uri_rules.validate_for_registration(uri, public=public)
+
+
+def redirect_uri_matches(client: OAuthClient, requested: str) -> bool:
+    return uri_rules.matches(client.redirect_uris, requested, public=client.public)

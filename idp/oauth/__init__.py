@@ -1,0 +1,51 @@
+"""The OAuth 2.0 / OpenID Connect provider: Authlib's server classes on our models.
+
+One module per endpoint (authorize, token, introspection, revocation, userinfo,
+discovery, jwks, end_session), grants as thin Authlib subclasses (grants.py), the
+interaction decision (interaction.py) and the wiring (server.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, request
+
+
+def init_app(app: Flask) -> None:
+    from idp.keys.service import ensure_keys_at_start
+    from idp.oauth import authorize, discovery, end_session, introspection, jwks, revocation, server, token, userinfo
+    from idp.web import consents
+    from idp.web.security import csrf
+
+    server.init_app(app)
+    for module in (authorize, token, introspection, revocation, userinfo, discovery, jwks, end_session):
+        app.register_blueprint(module.bp)
+    app.register_blueprint(consents.bp)  # the account page's "withdraw access" buttons
+    # Machine-to-machine endpoints authenticate the client, not a browser: no CSRF token.
+    for view in (token.token, introspection.introspect, revocation.revoke, userinfo.userinfo):
+        csrf.exempt(view)
+
+    @app.before_request
+    def _form_action_for_authorize_next() -> None:
+        if request.method == "GET" and "next" in request.args:
+            authorize.widen_form_action_for_next()
+
+    @app.context_processor
+    def _consents() -> dict[str, Any]:
+        return {"oauth_consents": _consents_of_current_user}
+
+    registry = app.extensions["idp"]
+    ensure_keys_at_start(registry.sessionmaker, registry.kek, registry.key_cache)
+
+
+def _consents_of_current_user() -> list[tuple[Any, str]]:
+    """(consent, client name) pairs for the account page."""
+    from idp.web.requests import services
+
+    user = g.get("user")
+    if user is None:
+        return []
+    consents = services().consents.for_user(user.id)
+    clients = services().clients.by_ids(c.client_id for c in consents)
+    return [(c, clients[c.client_id].name if c.client_id in clients else c.client_id) for c in consents]

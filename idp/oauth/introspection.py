@@ -1,0 +1,120 @@
+"""Token introspection: RFC 7662 (and RFC 9068 §5 for our JWT access tokens).
+
+A protected resource authenticates as a confidential client and may introspect the
+tokens issued to itself; first-party clients (our own resource servers) may introspect
+any. A JWT access token is active only while its signing key is published, it has not
+expired, and its ``jti`` has not been revoked (replay, reuse, logout, revocation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.rfc7662 import IntrospectionEndpoint as _IntrospectionEndpoint
+from flask import Blueprint
+
+from idp.db import utcnow
+from idp.keys.jose import InvalidJwt
+from idp.models import IssuedAccessToken, RefreshToken
+from idp.oauth.models import Client
+from idp.oauth.server import authorization_server, body_only_problem, json_error
+from idp.web.requests import services
+
+bp = Blueprint("oauth_introspection", __name__)
+
+
+@dataclass
+class PresentedAccessToken:
+    claims: dict[str, Any]
+    record: IssuedAccessToken | None
+
+    @property
+    def client_id(self) -> str:
+        return str(self.claims.get("client_id"))
+
+    def check_client(self, client: Client) -> bool:
+        return self.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return str(self.claims.get("scope", ""))
+
+    def is_expired(self) -> bool:
+        return self.record is None or utcnow() >= self.record.expires_at
+
+    def is_revoked(self) -> bool:
+        return self.record is None or self.record.revoked_at is not None
+
+
+@dataclass
+class PresentedRefreshToken:
+    row: RefreshToken
+
+    @property
+    def client_id(self) -> str:
+        return self.row.client_id
+
+    def check_client(self, client: Client) -> bool:
+        return self.row.client_id == client.get_client_id()
+
+    def get_scope(self) -> str:
+        return self.row.scope
+
+    def is_expired(self) -> bool:
+        return utcnow() >= self.row.expires_at
+
+    def is_revoked(self) -> bool:
+        # A rotated token is as dead as a revoked one.
+        return self.row.revoked_at is not None or self.row.used_at is not None
+
+
+def lookup_token(value: object) -> PresentedAccessToken | PresentedRefreshToken | None:
+    """Find a token by its value, whatever the hint says (RFC 7009 §2.1 allows that)."""
+    if not isinstance(value, str) or not value or len(value) > 8192:
+        return None
+    if value.count(".") == 2:
+        try:
+            claims = services().token_minter.verify(value)
+        except InvalidJwt:
+            return None
+        return PresentedAccessToken(claims=claims, record=services().oauth_tokens.access_token(claims.get("jti")))
+    row = services().oauth_tokens.find_refresh(value)
+    return PresentedRefreshToken(row) if row is not None else None
+
+
+class IntrospectionEndpoint(_IntrospectionEndpoint):
+    CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def query_token(self, token_string: str, token_type_hint: str | None) -> Any:
+        return lookup_token(token_string)
+
+    def check_permission(self, token: Any, client: Client, request: Any) -> bool:
+        return token.check_client(client) or client.row.first_party
+
+    def introspect_token(self, token: Any) -> dict[str, Any]:
+        if isinstance(token, PresentedAccessToken):
+            payload = {k: v for k, v in token.claims.items() if k in (
+                "iss", "sub", "aud", "exp", "iat", "jti", "client_id", "scope", "auth_time", "acr", "amr"
+            )}
+            payload.update(active=True, token_type="Bearer")
+            return payload
+        row = token.row
+        return {
+            "active": True,
+            "token_type": "refresh_token",
+            "client_id": row.client_id,
+            "sub": row.user_id,
+            "scope": row.scope,
+            "iat": int(row.created_at.timestamp()),
+            "exp": int(row.expires_at.timestamp()),
+            "auth_time": int(row.auth_time.timestamp()),
+            "acr": row.acr,
+        }
+
+
+@bp.route("/introspect", methods=["POST"])
+def introspect():  # type: ignore[no-untyped-def]
+    problem = body_only_problem()
+    if problem:
+        return json_error(400, "invalid_request", problem)
+    return authorization_server().create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)

@@ -1,0 +1,158 @@
+"""Minting and checking our JWTs: RFC 9068 access tokens and OpenID Connect ID tokens.
+
+Access tokens carry ``typ: at+jwt`` and ``iss sub aud exp iat jti client_id scope``,
+plus ``auth_time acr amr`` when a person signed in: acr and amr are exactly what the
+SSO session proved (idp/assurance.py), never more. ``sub`` is users.id, a random id.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from authlib.oidc.core.util import create_half_hash
+
+from idp.assurance import with_mfa_marker
+from idp.keys import KeyService
+from idp.keys import jose
+from idp.keys.jose import InvalidJwt
+from idp.models import OAuthClient, User
+from idp.db import random_id
+
+ACCESS_TOKEN_TYP = "at+jwt"
+ID_TOKEN_SECONDS = 600
+# Clock skew between instances tolerated for iat (exp is exact: no token outlives its exp).
+LEEWAY_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class Subject:
+    """The signed-in person as a grant sees them: who, and how they proved it.
+
+    Authlib calls this "user"; ``get_user_id`` is the one method it needs.
+    """
+
+    user: User = field(repr=False)
+    session_id: str | None
+    auth_time: dt.datetime
+    amr: list[str]
+    acr: str
+
+    def get_user_id(self) -> str:
+        return self.user.id
+
+    @property
+    def id(self) -> str:
+        return self.user.id
+
+
+@dataclass(frozen=True)
+class MintedAccessToken:
+    token: str
+    jti: str
+    issued_at: dt.datetime
+    expires_at: dt.datetime
+    expires_in: int
+
+
+def user_claims(user: User, scope: str) -> dict[str, Any]:
+    """Claims about the person for the granted scope (OIDC Core §5.4)."""
+    claims: dict[str, Any] = {"sub": user.id}
+    if "email" in scope.split():
+        claims["email"] = user.email
+        claims["email_verified"] = user.email_verified
+    return claims
+
+
+class TokenMinter:
+    def __init__(self, *, keys: KeyService, issuer: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+
+    def access_token(self, *, client: OAuthClient, subject: Subject | None, scope: str) -> MintedAccessToken:
+        now = int(time.time())
+        lifetime = client.access_token_seconds
+        jti = random_id()
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            # RFC 9068 §2.2: without a resource indicator the audience is the client's own API.
+            "aud": client.id,
+            "sub": subject.user.id if subject else client.id,
+            "client_id": client.id,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": jti,
+            "scope": scope,
+        }
+        if subject is not None:
+            claims["auth_time"] = int(subject.auth_time.timestamp())
+            claims["acr"] = subject.acr
+            claims["amr"] = with_mfa_marker(subject.amr)
+        key = self.keys.ring().signer(jose.DEFAULT_ALGORITHM)
+        token = jose.sign(claims, key=key.private, alg=key.alg, kid=key.kid, typ=ACCESS_TOKEN_TYP)
+        return MintedAccessToken(
+            token=token,
+            jti=jti,
+            issued_at=dt.datetime.fromtimestamp(now, dt.UTC),
+            expires_at=dt.datetime.fromtimestamp(now + lifetime, dt.UTC),
+            expires_in=lifetime,
+        )
+
+    def id_token(
+        self,
+        *,
+        client: OAuthClient,
+        subject: Subject,
+        scope: str,
+        nonce: str | None,
+        access_token: str | None,
+    ) -> str:
+        """OIDC Core §2 and §3.1.3.6: signed with the client's registered algorithm."""
+        alg = client.id_token_alg if client.id_token_alg in jose.ALGORITHMS else jose.DEFAULT_ALGORITHM
+        key = self.keys.ring().signer(alg)
+        now = int(time.time())
+        claims: dict[str, Any] = {
+            "iss": self.issuer,
+            "aud": client.id,
+            "iat": now,
+            "exp": now + ID_TOKEN_SECONDS,
+            "auth_time": int(subject.auth_time.timestamp()),
+            "acr": subject.acr,
+            "amr": with_mfa_marker(subject.amr),
+        }
+        if subject.session_id:
+            claims["sid"] = subject.session_id
+        if nonce:
+            claims["nonce"] = nonce
+        if access_token:
+            # OIDC Core §3.1.3.6: left half of the hash that matches the JWS alg
+            # (SHA-256 for ES256, SHA-512 for EdDSA with Ed25519).
+            claims["at_hash"] = create_half_hash(access_token, alg).decode()
+        claims.update(user_claims(subject.user, scope))
+        return jose.sign(claims, key=key.private, alg=key.alg, kid=key.kid, typ="JWT")
+
+    def verify(self, token: object, *, typ: str | None = ACCESS_TOKEN_TYP, check_exp: bool = True) -> dict[str, Any]:
+        """Claims of a JWT we signed with a key we still publish; InvalidJwt otherwise."""
+        if not isinstance(token, str):
+            raise InvalidJwt("not a token")
+        header = jose.unverified_header(token)
+        key = self.keys.ring().verifier(header.get("kid"))
+        if key is None:
+            raise InvalidJwt("unknown or retired key")
+        if header.get("alg") != key.alg:
+            raise InvalidJwt("algorithm does not match the key")
+        if typ is not None and str(header.get("typ", "")).lower() not in (typ, "application/" + typ):
+            raise InvalidJwt("wrong token type")
+        _, claims = jose.verify(token, key=key.private, alg=key.alg)
+        now = int(time.time())
+        if claims.get("iss") != self.issuer:
+            raise InvalidJwt("wrong issuer")
+        exp = claims.get("exp")
+        if not isinstance(exp, int) or (check_exp and exp <= now):
+            raise InvalidJwt("expired")
+        iat = claims.get("iat")
+        if not isinstance(iat, int) or iat - LEEWAY_SECONDS > now:
+            raise InvalidJwt("issued in the future")
+        return claims

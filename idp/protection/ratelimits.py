@@ -1,0 +1,159 @@
+"""Named rate limits (flask-limiter), applied centrally by endpoint name.
+
+Other components do not decorate their views: ``LIMITS`` maps endpoint-name patterns to
+named limits, and ``init_app`` (called last in create_app) wraps every matching view
+with one flask-limiter ``shared_limit`` per name, keyed by the client address
+(idp.web.requests.client_ip). The first pattern that matches wins. Only POSTs count:
+pages shown by GET cost nothing worth limiting, and a form shown is not an attempt.
+
+Storage: ``memory://`` when ``redis_url`` is None, else Redis under
+``<redis_prefix>:rl``. A breach answers 429 with ``Retry-After`` and a page a person
+can act on (JSON for API routes).
+
+Failure mode when Redis is away (written decision, STYLE habit 10): every named limit
+*fails over to process memory* (flask-limiter's in-memory fallback, inheriting the same
+limits; Redis is retried with back-off). Not closed: a Redis outage must not become a
+sign-in outage that anyone able to disturb Redis could trigger. Not open: per-process
+limits still bound each instance, so the worst case during an outage is N instances
+times the budget, and the attack-protection rules (idp/protection/counters.py) keep
+working the same way.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from fnmatch import fnmatchcase
+
+from flask import Flask, current_app, jsonify, request
+from flask_limiter import Limiter, RateLimitExceeded
+
+from idp.web.errors import render_error
+from idp.web.requests import client_ip
+
+
+@dataclass(frozen=True)
+class NamedLimit:
+    name: str  # dotted lower-case, the scope in storage and the metric label
+    setting: str  # the Settings attribute (IDP_<UPPER>) holding its value
+    api: bool = False  # callers are programs: answer in JSON
+    message: str = "Too many attempts from your network."
+
+
+LOGIN = NamedLimit("ip.login", "rate_limit_login", message="Too many sign-in attempts from your network.")
+MFA = NamedLimit("ip.mfa", "rate_limit_mfa", message="Too many codes entered from your network.")
+SIGNUP = NamedLimit("ip.signup", "rate_limit_signup", message="Too many sign-ups from your network.")
+RESET = NamedLimit("ip.reset", "rate_limit_reset", message="Too many password reset requests from your network.")
+SIGNIN_LINK = NamedLimit("ip.signin_link", "rate_limit_signin_link", message="Too many sign-in links requested.")
+TOKEN = NamedLimit("ip.token", "rate_limit_token", api=True)
+INTROSPECTION = NamedLimit("ip.introspection", "rate_limit_introspection", api=True)
+FACTOR = NamedLimit("ip.factor", "rate_limit_factor", message="Too many security keys or apps added from here.")
+
+# Endpoint-name patterns (fnmatch, case-sensitive), first match wins. Names owned by
+# other components are matched by pattern because they are built alongside this one:
+# a new mfa.* view is a code-entry view unless its name says it registers a factor.
+LIMITS: tuple[tuple[str, NamedLimit], ...] = (
+    ("auth.login", LOGIN),
+    ("mfa.passkey_signin*", LOGIN),  # usernameless passkey sign-in is a sign-in
+    ("protection.link_request", SIGNIN_LINK),
+    ("protection.new_device_send_link", SIGNIN_LINK),
+    ("password.change", LOGIN),  # verifies the current password: argon2, like a sign-in
+    ("signup.register", SIGNUP),
+    ("*.reset*", RESET),
+    ("*.forgot*", RESET),
+    ("reset.*", RESET),
+    ("mfa.*enrol*", FACTOR),
+    ("mfa.*regist*", FACTOR),
+    ("mfa.*add*", FACTOR),
+    ("mfa.*setup*", FACTOR),
+    ("mfa.*_new*", FACTOR),
+    ("account.*totp*", FACTOR),
+    ("account.*passkey*", FACTOR),
+    ("mfa.*", MFA),
+    ("*introspect*", INTROSPECTION),
+    ("*.token", TOKEN),
+    ("*.token_endpoint", TOKEN),
+    ("*.revoke*", TOKEN),
+    ("*.revocation*", TOKEN),
+)
+
+METHODS = ["POST"]
+
+
+def limit_for(endpoint: str) -> NamedLimit | None:
+    for pattern, named in LIMITS:
+        if fnmatchcase(endpoint, pattern):
+            return named
+    return None
+
+
+def _key() -> str:
+    return client_ip() or "unknown"
+
+
+def init_app(app: Flask) -> None:
+    registry = app.extensions["idp"]
+    s = registry.settings
+    if s.redis_url is None:
+        storage_uri, options = "memory://", {}
+    else:
+        storage_uri = s.redis_url
+        options = {"key_prefix": f"{s.redis_prefix}:rl", "socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    limiter = Limiter(
+        key_func=_key,
+        storage_uri=storage_uri,
+        storage_options=options,  # type: ignore[arg-type]
+        strategy="sliding-window-counter",
+        in_memory_fallback_enabled=True,  # the fail-over decision in the module docstring
+        headers_enabled=False,  # Retry-After is set on the 429 below; no per-response chatter
+    )
+    limiter.init_app(app)
+    applied: dict[str, str] = {}
+    lock = threading.Lock()
+
+    def apply(endpoint: str) -> None:
+        named = limit_for(endpoint)
+        if named is None or endpoint in applied:
+            return
+        view = app.view_functions[endpoint]
+        value = getattr(s, named.setting)
+        app.view_functions[endpoint] = limiter.shared_limit(value, scope=named.name, methods=METHODS)(view)
+        applied[endpoint] = named.name
+
+    for endpoint in list(app.view_functions):
+        apply(endpoint)
+    app.extensions["rate_limits"] = {"limiter": limiter, "applied": applied}
+
+    @app.before_request
+    def _late_registrations() -> None:
+        # A view registered after init_app (create_app edited out of order) is limited
+        # at its first request rather than never; dispatch reads view_functions after this.
+        endpoint = request.endpoint
+        if endpoint and endpoint not in applied and limit_for(endpoint) is not None:
+            with lock:
+                if endpoint not in applied:
+                    current_app.logger.error("rate limit applied late to %s: call protection.init_app last", endpoint)
+                    apply(endpoint)
+
+    by_name = {named.name: named for _, named in LIMITS}
+
+    @app.errorhandler(RateLimitExceeded)
+    def _too_many(error: RateLimitExceeded):  # type: ignore[no-untyped-def]
+        scope = error.limit.scope if isinstance(error.limit.scope, str) else ""
+        named = by_name.get(scope)
+        current = limiter.current_limit
+        reset_at = current.reset_at if current is not None else time.time() + 60
+        retry_after = max(1, math.ceil(reset_at - time.time()))
+        registry.protection.metrics.inc("idp_rate_limited_total", limit=scope or "unknown")
+        current_app.logger.info("rate limit %s reached by %s", scope, _key())
+        headers = {"Retry-After": str(retry_after)}
+        if named is not None and named.api:
+            response = jsonify(error="rate_limited", error_description="Too many requests; retry later.")
+            response.status_code = 429
+            response.headers.update(headers)
+            return response
+        wait = f"{retry_after} seconds" if retry_after < 120 else f"{math.ceil(retry_after / 60)} minutes"
+        message = (named.message if named else "Too many attempts.") + f" Wait {wait}, then try again."
+        return render_error(429, "too_many_requests", message, headers)

@@ -1,0 +1,56 @@
+"""IDP_MFA_POLICY=optional: the password reaches the account, but never more than that."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import delete, select
+
+from idp.models import RecoveryCode, TotpAuthenticator
+from tests.functional.mfa.flows import (
+    enrol_totp,
+    page_csrf,
+    password_session,
+    post_json,
+    submit_code,
+)
+
+pytestmark = pytest.mark.mfa_policy("optional")
+EMAIL = "user@example.com"
+
+
+def test_password_session_reaches_the_account_but_cannot_bind_without_the_mailed_proof(app, client, make_user):
+    make_user(EMAIL)
+    password_session(client, EMAIL)
+    page = client.get("/account").get_data(as_text=True)
+    assert 'data-testid="add-totp"' in page and 'data-testid="add-passkey"' in page
+    assert client.get("/mfa/totp/new").headers["Location"].startswith("/mfa/setup")
+    assert post_json(client, "/mfa/passkeys/options", {}, csrf=page_csrf(client)).status_code == 403
+
+
+def test_a_password_holder_cannot_mint_recovery_codes_for_an_account_that_has_none(app, client, make_user, outbox):
+    make_user(EMAIL)
+    password_session(client, EMAIL)
+    enrol_totp(client, outbox, EMAIL)
+    registry = app.extensions["idp"]
+    with registry.sessionmaker() as db:  # the owner never looked at the codes
+        db.execute(delete(RecoveryCode))
+        db.commit()
+    attacker = app.test_client()
+    password_session(attacker, EMAIL)
+    account = attacker.get("/account")
+    assert account.status_code == 200  # optional: the password is enough here
+    factor_id = re.search(r'data-kind="totp" data-factor-id="([^"]+)"', account.get_data(as_text=True)).group(1)
+    response = attacker.get("/mfa/recovery-codes/first?next=/account")
+    assert response.status_code == 302 and "<code>" not in response.get_data(as_text=True)
+    assert attacker.post("/mfa/recovery-codes", data={"csrf_token": page_csrf(attacker)}).status_code == 302
+    # ...nor rename or remove the owner's factor, nor step up with a guess.
+    for action in ("rename", "remove"):
+        response = attacker.post(f"/mfa/factors/totp/{factor_id}/{action}",
+                                 data={"csrf_token": page_csrf(attacker), "name": "attacker"})
+        assert response.status_code == 302 and response.headers["Location"].startswith("/mfa?")
+    assert submit_code(attacker, "aaaa-bbbb-cccc-dddd", method="recovery").status_code == 400
+    with registry.sessionmaker() as db:
+        assert db.scalars(select(RecoveryCode)).all() == []
+        assert [t.name for t in db.scalars(select(TotpAuthenticator))] == ["phone"]
