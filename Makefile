@@ -19,6 +19,7 @@ $(STAMP): pyproject.toml
 ## run: the provider on http://localhost:5000 (SQLite, mail to instance/outbox)
 run: $(STAMP)
 	$(BIN)/idp db upgrade
+	$(BIN)/idp clients demo
 	$(BIN)/idp serve --host 127.0.0.1 --port 5000
 
 ## test: the whole suite twice, against SQLite and against PostgreSQL + Redis

@@ -65,3 +65,15 @@ def clients_create(
         click.echo(f"client_id: {result['client_id']}")
         if "client_secret" in result:
             click.echo(f"client_secret: {result['client_secret']}  (shown once; store it now)")
+
+
+@clients.command("demo")
+def clients_demo() -> None:
+    """Create the demo client (`make run` does) and print how to try a sign-in with it."""
+    from idp.clients.demo import DEMO_REDIRECT_URIS, ensure_demo_client
+
+    with services_scope() as services:
+        client_id, _secret = ensure_demo_client(services)
+        issuer = services.registry.settings.issuer
+    click.echo(f"demo client: {client_id} (public, PKCE S256; redirect {DEMO_REDIRECT_URIS[0]} on any port)")
+    click.echo(f"discovery:   {issuer}/.well-known/openid-configuration")
