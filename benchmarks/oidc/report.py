@@ -123,7 +123,7 @@ def main() -> None:
     )
     out.append(
         f"- idp: `idp serve --workers 2` (gunicorn gthread, 8 threads each), {env.get('BENCH_DATABASE')} + Redis. "
-        "Reference: one node process, in-memory adapter."
+        "Reference: one node process, in-memory storage (a Map adapter, see benchmarks/oidc/README.md)."
     )
     out.append(f"- Load average (1/5/15 min) at start: {(work / 'uptime-start.txt').read_text().split('load average:')[-1].strip()}; "
                f"at end: {(work / 'uptime-end.txt').read_text().split('load average:')[-1].strip()}.")

@@ -116,6 +116,9 @@ rp = new() | {"redirect_uri": "http://127.0.0.1:9/callback"}
 json.dump({"cc": new(), "rp": rp, "user": "bench"}, open(sys.argv[1], "w"))
 EOF
 
+for url in "$OURS" "$NODE"; do  # a server already there would be measured instead of ours
+  ! curl -s -o /dev/null --max-time 2 "$url/" || die "something already listens on $url (set OURS_PORT / NODE_PORT)"
+done
 say "starting idp (gunicorn, 2 workers) on $OURS and node-oidc-provider on $NODE"
 setsid "$IDP" serve --workers 2 --port "$OURS_PORT" >"$WORK/ours.log" 2>&1 &
 PIDS+=($!)
