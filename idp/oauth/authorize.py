@@ -20,7 +20,7 @@ from flask import Blueprint, Response, redirect, render_template, request
 from idp.assurance import acr_for
 from idp.db import utcnow
 from idp.errors import IdpError, InvalidInput
-from idp.oauth.interaction import Interaction, login_url, needs_interaction, step_up_url
+from idp.oauth.interaction import Interaction, login_url, needs_interaction, required_acr, step_up_url
 from idp.oauth.models import Client
 from idp.oauth.server import authorization_server, parameter_problem
 from idp.oauth.tokens import Subject
@@ -95,12 +95,13 @@ def authorize():  # type: ignore[no-untyped-def]
         services().db.commit()
         return _error(AccessDeniedError(state=state, redirect_uri=redirect_uri))
 
+    acr_values = args.get("acr_values", "").split()
     needed = needs_interaction(
         session=record if subject else None,
         client=client.row,
         prompt=prompt,
         max_age=max_age,
-        acr_values=args.get("acr_values", "").split(),
+        acr_values=acr_values,
         mfa_policy=settings().mfa_policy,
         consented=subject is not None and services().consents.covers(subject.id, client.id, grant.request.scope),
         now=utcnow(),
@@ -116,7 +117,8 @@ def authorize():  # type: ignore[no-untyped-def]
         if needed is Interaction.LOGIN:
             return redirect(login_url(continue_to, login_hint=args.get("login_hint")))
         if needed is Interaction.STEP_UP:
-            return redirect(step_up_url(continue_to))
+            acr = required_acr(acr_values=acr_values, client=client.row, mfa_policy=settings().mfa_policy)
+            return redirect(step_up_url(continue_to, acr=acr))
         return _consent_page(client, grant.request.scope, redirect_uri)
 
     response = server.create_authorization_response(grant_user=subject, grant=grant)

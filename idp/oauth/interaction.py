@@ -88,6 +88,9 @@ def login_url(next_url: str, *, login_hint: str | None = None) -> str:
     return LOGIN_PATH + "?" + urlencode(params)
 
 
-def step_up_url(next_url: str) -> str:
-    """Where a session that is not strong enough goes (the MFA pages, issue 4)."""
-    return STEP_UP_PATH + "?" + urlencode({"next": next_url})
+def step_up_url(next_url: str, *, acr: str) -> str:
+    """Where a session that is not strong enough goes (the MFA pages, issue 4).
+
+    The needed acr travels explicitly: /mfa must not have to re-derive it from ``next``
+    (a pushed request, RFC 9126, would hide acr_values from it and start a loop)."""
+    return STEP_UP_PATH + "?" + urlencode({"next": next_url, "acr": acr})

@@ -59,5 +59,8 @@ def test_required_acr_takes_the_weakest_acceptable_requested_value():
     assert required_acr(acr_values=[ACR_PWD], client=_client(min_acr=ACR_PHR), mfa_policy="optional") == ACR_PHR
 
 
-def test_step_up_url_carries_next():
-    assert step_up_url("/authorize?a=1&b=2") == "/mfa?next=%2Fauthorize%3Fa%3D1%26b%3D2"
+def test_step_up_url_carries_next_and_the_needed_acr():
+    assert (
+        step_up_url("/authorize?a=1&b=2", acr=ACR_PHR)
+        == "/mfa?next=%2Fauthorize%3Fa%3D1%26b%3D2&acr=urn%3Aidp%3Aacr%3Aphr"
+    )
