@@ -7,6 +7,7 @@ session. Views and the CLI both go through ``Services``: one code path.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -164,8 +165,18 @@ class Services:
     def sessions(self) -> SessionService:
         s = self.registry.settings
         return SessionService(
-            db=self.db, audit=self.audit, idle_seconds=s.session_idle_seconds, max_seconds=s.session_max_seconds
+            db=self.db,
+            audit=self.audit,
+            idle_seconds=s.session_idle_seconds,
+            max_seconds=s.session_max_seconds,
+            on_end=self._revoke_tokens_of_sessions,
         )
+
+    def _revoke_tokens_of_sessions(self, session_ids: Sequence[str]) -> None:
+        # Sign-out, "end this session", idle or absolute end: the access and refresh
+        # tokens that session led to stop working too (introspection, userinfo, refresh).
+        for session_id in session_ids:
+            self.oauth_tokens.revoke_for_session(session_id)
 
     @cached_property
     def password_change(self) -> PasswordChangeService:

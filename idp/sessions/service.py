@@ -7,6 +7,7 @@ read does not yield live sessions. A new secret is issued at every sign-in (no f
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Sequence
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -23,9 +24,20 @@ _TOUCH_EVERY = dt.timedelta(seconds=60)
 
 
 class SessionService:
-    def __init__(self, *, db: Session, audit: AuditService, idle_seconds: int, max_seconds: int) -> None:
+    def __init__(
+        self,
+        *,
+        db: Session,
+        audit: AuditService,
+        idle_seconds: int,
+        max_seconds: int,
+        on_end: Callable[[Sequence[str]], None] = lambda _ids: None,
+    ) -> None:
         self.db = db
         self.audit = audit
+        # Called with the ids of sessions that just ended: the tokens a session led to
+        # die with it (wired to the OAuth token store in idp/registry.py).
+        self.on_end = on_end
         self.idle = dt.timedelta(seconds=idle_seconds)
         self.max = dt.timedelta(seconds=max_seconds)
 
@@ -94,19 +106,24 @@ class SessionService:
         return True
 
     def end_all_for_user(self, user_id: str, *, reason: str, ctx: RequestContext | None, keep: str | None = None) -> int:
-        stmt = (
-            update(SsoSession)
-            .where(SsoSession.user_id == user_id, SsoSession.ended_at.is_(None))
-            .values(ended_at=utcnow(), end_reason=reason)
-        )
+        live = select(SsoSession.id).where(SsoSession.user_id == user_id, SsoSession.ended_at.is_(None))
         if keep is not None:
-            stmt = stmt.where(SsoSession.id != keep)
-        count = self.db.execute(stmt).rowcount or 0
-        if count:
-            self.audit.record("session.ended_all", ctx=ctx, user_id=user_id, reason=reason, count=count, kept=keep)
-        return count
+            live = live.where(SsoSession.id != keep)
+        ids = list(self.db.scalars(live))
+        if not ids:
+            return 0
+        self.db.execute(
+            update(SsoSession)
+            .where(SsoSession.id.in_(ids), SsoSession.ended_at.is_(None))
+            .values(ended_at=utcnow(), end_reason=reason)
+            .execution_options(synchronize_session="fetch")
+        )
+        self.audit.record("session.ended_all", ctx=ctx, user_id=user_id, reason=reason, count=len(ids), kept=keep)
+        self.on_end(ids)
+        return len(ids)
 
     def _end(self, record: SsoSession, reason: str, ctx: RequestContext | None) -> None:
         record.ended_at = utcnow()
         record.end_reason = reason
         self.audit.record("session.ended", ctx=ctx, user_id=record.user_id, session_id=record.id, reason=reason)
+        self.on_end([record.id])
