@@ -15,11 +15,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.errors import AccessDeniedError, InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, InteractionRequiredError, LoginRequiredError
-from flask import Blueprint, Response, redirect, render_template, request
+from flask import Blueprint, Response, redirect, render_template, request, url_for
 
 from idp.assurance import acr_for
 from idp.db import utcnow
-from idp.errors import IdpError, InvalidInput
+from idp.errors import InvalidInput
 from idp.oauth.interaction import Interaction, login_url, needs_interaction, required_acr, step_up_url
 from idp.oauth.models import Client
 from idp.oauth.server import authorization_server, parameter_problem
@@ -44,12 +44,6 @@ SCOPE_DESCRIPTIONS = {
 }
 
 
-class PasswordChangeRequired(IdpError):
-    status = 403
-    code = "password_change_required"
-    public_message = "Your password has to be replaced before you can sign in to applications."
-
-
 @bp.route(AUTHORIZE_PATH, methods=["GET", "POST"])
 def authorize():  # type: ignore[no-untyped-def]
     problem = parameter_problem(request.args)
@@ -62,8 +56,6 @@ def authorize():  # type: ignore[no-untyped-def]
     user = sso.current_user()
     subject = None
     if record is not None and user is not None:
-        if user.must_change_password:
-            raise PasswordChangeRequired()
         subject = Subject(
             user=user, session_id=record.id, auth_time=record.auth_time, amr=list(record.amr), acr=acr_for(record.amr)
         )
@@ -109,6 +101,14 @@ def authorize():  # type: ignore[no-untyped-def]
     if needed is Interaction.CONSENT and decision == "allow" and subject is not None:
         services().consents.grant(subject.id, client.id, grant.request.scope, ctx=request_context())
         needed = None
+
+    if needed in (None, Interaction.CONSENT) and subject is not None and subject.user.must_change_password:
+        # After sign-in and any step-up (so a password alone never reaches the change
+        # page), before consent and code: a breached or operator-reset password is
+        # replaced first, then the person comes back here.
+        if "none" in prompt:
+            return _error(InteractionRequiredError(state=state, redirect_uri=redirect_uri))
+        return redirect(url_for("password.change", forced=1, next=continue_url()))
 
     if needed is not None:
         if "none" in prompt:
