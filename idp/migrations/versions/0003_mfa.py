@@ -1,7 +1,7 @@
 """mfa: second factors, webauthn challenges, enrolment proofs
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-11-27 23:03:10.958552
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 import idp.db
 
 revision = '0003'
-down_revision = '0001'
+down_revision = '0002'
 branch_labels = None
 depends_on = None
 
