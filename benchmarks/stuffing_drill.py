@@ -373,6 +373,11 @@ def run_one(policy: str, storage: str, args: argparse.Namespace) -> Result:
             for _, c in clients:
                 c.close()
             result.audit = audit_counts(database_url, attackers)
+        except Exception:
+            log = workdir / "server.log"
+            if log.exists():  # the provider's side of the failure, before the folder goes
+                print("".join(log.read_text(errors="replace").splitlines(True)[-60:]), file=sys.stderr)
+            raise
         finally:
             if proc is not None:
                 os.killpg(proc.pid, signal.SIGTERM)

@@ -23,7 +23,9 @@ from idp.accounts.passwords import (
     BreachedPasswords,
     PasswordPolicy,
 )
+from idp.accounts.force_reset import ForceResetService
 from idp.accounts.password_change import PasswordChangeService
+from idp.accounts.reset import PasswordResetService
 from idp.accounts.service import AccountService
 from idp.audit import AuditService
 from idp.breached.service import breached_from_settings
@@ -39,6 +41,7 @@ from idp.mfa.recovery import RecoveryCodeService
 from idp.mfa.totp import TotpService
 from idp.notify.mailer import FileOutboxMailer, Mailer, SmtpMailer
 from idp.notify.messages import MailComposer
+from idp.notify.queue import Composer
 from idp.oauth.consents import ConsentService
 from idp.oauth.store import TokenStore
 from idp.oauth.tokens import TokenMinter
@@ -187,6 +190,23 @@ class Services:
             audit=self.audit,
             sessions=self.sessions,
         )
+
+    # ------------------------------------------------- password reset (issue 7)
+    def password_reset(self, *, mail: Composer | None = None) -> PasswordResetService:
+        """``mail``: a MailQueue when the caller sends after committing (the web view
+        sends after the response, so timing tells nothing)."""
+        s = self.registry.settings
+        return PasswordResetService(
+            db=self.db, accounts=self.accounts, password_change=self.password_change, tokens=self.oauth_tokens,
+            audit=self.audit, mail=mail or self.registry.mail, issuer=s.issuer,
+            lifetime_seconds=s.password_reset_seconds,
+        )
+
+    @cached_property
+    def force_reset(self) -> ForceResetService:
+        s = self.registry.settings
+        return ForceResetService(db=self.db, sessions=self.sessions, tokens=self.oauth_tokens, audit=self.audit,
+                                 issuer=s.issuer, link_seconds=s.force_reset_link_seconds)
 
     # ------------------------------------------------------------- mfa (issue 4)
     @cached_property

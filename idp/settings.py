@@ -105,6 +105,11 @@ class Settings:
     session_max_seconds: int = 10 * 60 * 60
     # Email verification link lifetime.
     email_verification_seconds: int = 24 * 60 * 60
+    # Password reset link a person asked for: short, it sits in a mailbox (issue 7).
+    password_reset_seconds: int = 20 * 60
+    # Reset link in the mail of an operator's force-reset: people read a mass mail hours
+    # later; once it expires, /reset mails a fresh 20-minute link to the same address.
+    force_reset_link_seconds: int = 24 * 60 * 60
     # argon2id cost: RFC 9106 section 4 "second recommended option" (64 MiB, t=3, p=4),
     # argon2-cffi's default profile. About 50-100 ms on one server core pair: slow for
     # an offline attacker, affordable at sign-in rates (see benchmarks/RESULTS.md).
@@ -299,6 +304,8 @@ class Settings:
         number("IDP_SESSION_IDLE_SECONDS", "session_idle_seconds")
         number("IDP_SESSION_MAX_SECONDS", "session_max_seconds")
         number("IDP_EMAIL_VERIFICATION_SECONDS", "email_verification_seconds")
+        number("IDP_PASSWORD_RESET_SECONDS", "password_reset_seconds")
+        number("IDP_FORCE_RESET_LINK_SECONDS", "force_reset_link_seconds")
         number("IDP_ARGON2_TIME_COST", "argon2_time_cost")
         number("IDP_ARGON2_MEMORY_KIB", "argon2_memory_kib", minimum=8)
         number("IDP_ARGON2_PARALLELISM", "argon2_parallelism")

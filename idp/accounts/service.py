@@ -24,6 +24,7 @@ from idp.db import utcnow
 from idp.errors import EmailNotVerified, InvalidCredentials, InvalidInput, InvalidToken
 from idp.models import EmailToken, User
 from idp.notify.messages import MailComposer
+from idp.notify.queue import Composer
 
 VERIFY_EMAIL = "verify_email"
 
@@ -76,7 +77,7 @@ class AccountService:
             self.db.rollback()
             return
         self.audit.record("signup", ctx=ctx, user_id=user.id)
-        self._send_verification(user)
+        self.send_verification(user)
 
     def create_by_operator(self, raw_email: str, password: str | None, *, verified: bool) -> User:
         email = normalize_email(raw_email)
@@ -90,11 +91,12 @@ class AccountService:
         self.db.flush()
         self.audit.record("user.created_by_operator", ctx=RequestContext.system(), user_id=user.id, verified=verified)
         if not verified:
-            self._send_verification(user)
+            self.send_verification(user)
         return user
 
     # ----------------------------------------------------- email verification
-    def _send_verification(self, user: User) -> None:
+    def send_verification(self, user: User, *, mail: Composer | None = None) -> None:
+        """Mail a verification link (through ``mail`` when the caller defers sending)."""
         secret = new_secret()
         self.db.add(
             EmailToken(
@@ -107,7 +109,8 @@ class AccountService:
         )
         link = f"{self.issuer}/verify-email?{urlencode({'token': secret})}"
         hours = int(self.verification_ttl.total_seconds() // 3600)
-        self.mail.send("verify_email", to=user.email, subject="Confirm your email address", link=link, hours=hours)
+        (mail or self.mail).send("verify_email", to=user.email, subject="Confirm your email address", link=link,
+                                 hours=hours)
 
     def verify_email(self, token: str, *, ctx: RequestContext) -> User:
         if not looks_like_secret(token):
@@ -162,7 +165,7 @@ class AccountService:
             self.audit.record("password.rehashed", ctx=ctx, user_id=user.id)
         if not user.email_verified:
             self.audit.record("signin.unverified_email", ctx=ctx, user_id=user.id)
-            self._send_verification(user)
+            self.send_verification(user)
             raise EmailNotVerified()
         # Seam for the breached-password corpus: a correct password that has since appeared
         # in a breach still signs in, but only into a forced change (issue: breached passwords).

@@ -11,7 +11,7 @@ import sys
 
 import click
 
-from idp.cli import breached, clients, db, keys, serve, users
+from idp.cli import audit, breached, clients, db, keys, serve, users
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,6 +25,7 @@ cli.add_command(users.users)
 cli.add_command(clients.clients)
 cli.add_command(keys.keys)
 cli.add_command(breached.breached)
+cli.add_command(audit.audit)
 
 
 def main(argv: list[str] | None = None) -> None:

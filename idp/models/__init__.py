@@ -1,6 +1,7 @@
 """All tables. Importing this package registers every model on ``Base.metadata``."""
 
 from idp.models.audit import AuditEvent
+from idp.models.force_reset import ForceResetRun
 from idp.models.oauth import (
     AuthorizationCode,
     Consent,
@@ -27,6 +28,7 @@ __all__ = [
     "AuthorizationCode",
     "Consent",
     "EmailToken",
+    "ForceResetRun",
     "IssuedAccessToken",
     "OAuthClient",
     "OAuthClientOrigin",

@@ -11,8 +11,9 @@ from idp.db import Base, Timestamp
 class AuditEvent(Base):
     """One security event. Append-only: the service never updates or deletes a row.
 
-    `seq` orders the log; the tamper-evident hash chain (issue: recovery and operator
-    tools) adds prev_hash/hash columns computed over these same fields in `seq` order.
+    `seq` orders the log without gaps; ``hash`` is SHA-256 over this record's fields and
+    ``prev_hash`` (the previous record's ``hash``), see idp/audit/chain.py. Both are set by
+    the audit service when the transaction commits, under the chain lock.
     """
 
     __tablename__ = "audit_events"
@@ -29,3 +30,7 @@ class AuditEvent(Base):
     ip: Mapped[str | None] = mapped_column(String(64), nullable=True)
     user_agent: Mapped[str | None] = mapped_column(String(512), nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # The hash chain: 64 lower-case hex digits each. Not indexed: verification walks by
+    # seq, and every index costs the sign-in and token endpoints an extra write.
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

@@ -7,6 +7,7 @@ interaction decision (interaction.py) and the wiring (server.py).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask, g, request
@@ -19,6 +20,13 @@ def init_app(app: Flask) -> None:
     from idp.web.security import csrf
 
     server.init_app(app)
+    # Authlib's grants log every issued token at DEBUG ("Issue token %r to %r":
+    # rfc6749/grants/authorization_code.py, refresh_token.py): access and refresh tokens
+    # must never reach the application log, so its loggers stop at INFO, whatever the
+    # root level (tests/functional/test_audit_secrets.py).
+    authlib_log = logging.getLogger("authlib")
+    if authlib_log.level < logging.INFO:  # unset (0) or DEBUG
+        authlib_log.setLevel(logging.INFO)
     for module in (authorize, token, introspection, revocation, userinfo, discovery, jwks, end_session):
         app.register_blueprint(module.bp)
     app.register_blueprint(consents.bp)  # the account page's "withdraw access" buttons

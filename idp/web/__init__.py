@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Flask
 
-from idp.web import account, auth, errors, password, security, signup, sso
+from idp.web import account, auth, errors, password, reset, security, signup, sso
 from idp.web import mfa
 
 
@@ -17,3 +17,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(account.bp)
     app.register_blueprint(mfa.bp)
     app.register_blueprint(password.bp)
+    app.register_blueprint(reset.bp)

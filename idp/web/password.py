@@ -26,6 +26,11 @@ def change():  # type: ignore[no-untyped-def]
     forced = bool(user.must_change_password)
     min_length = registry().password_policy.min_length
     next_url = sso.safe_next(request.values.get("next"))
+    if user.password_hash is None:
+        # An operator's force-reset left no password to prove (e.g. signed in by passkey):
+        # the way out is the mailed reset link, not this form.
+        return render_template("password_change.html", forced=forced, no_password=True, min_length=min_length,
+                               next=next_url)
     if request.method == "GET":
         return render_template("password_change.html", forced=forced, min_length=min_length, next=next_url)
     try:

@@ -1,0 +1,48 @@
+"""Mail composed now and sent later: after the transaction that made its links valid.
+
+A reset link mailed before its token is committed could arrive dead (the commit fails)
+or, in a batch that is rolled back and re-run, arrive twice. So services that mail a
+link write to a ``MailQueue`` and the caller sends it once the database has committed;
+the web view sends it after the response has gone (``call_on_close``), so the answer's
+timing does not tell whether a mail was sent (DESIGN section 4: no enumeration by timing).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class Composer(Protocol):
+    def send(self, template: str, *, to: str, subject: str, **context: Any) -> None: ...
+
+
+@dataclass(frozen=True)
+class QueuedMail:
+    template: str
+    to: str
+    subject: str
+    context: dict[str, Any] = field(repr=False)  # holds the link: never logged
+
+
+class MailQueue:
+    """Same ``send`` as MailComposer; nothing leaves until ``flush``."""
+
+    def __init__(self, composer: Composer) -> None:
+        self.composer = composer
+        self.pending: list[QueuedMail] = []
+
+    def send(self, template: str, *, to: str, subject: str, **context: Any) -> None:
+        self.pending.append(QueuedMail(template, to, subject, context))
+
+    def flush(self) -> int:
+        """Send everything queued, oldest first; returns how many were sent."""
+        sent = 0
+        while self.pending:
+            mail = self.pending.pop(0)
+            self.composer.send(mail.template, to=mail.to, subject=mail.subject, **mail.context)
+            sent += 1
+        return sent
+
+    def discard(self) -> None:
+        self.pending.clear()
