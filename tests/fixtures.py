@@ -184,3 +184,17 @@ def start_session(app: Flask, client: FlaskClient, email: str, *, amr: tuple[str
     name = "idp_sso" if registry.settings.is_local_http else "__Host-idp_sso"
     client.set_cookie(name, secret)
     return record.id
+
+
+def prove_new_device(client: FlaskClient, email: str, outbox: Outbox) -> None:
+    """What a person on a new device does when the gate (issue 6) asks, and no second
+    factor is enrolled: have a sign-in link mailed, open it, confirm."""
+    page = client.get("/login/new-device")
+    if page.status_code != 200 or 'action="/login/new-device"' not in page.get_data(as_text=True):
+        return
+    client.post("/login/new-device", data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+    link = outbox.last_link(email, "/login/link/confirm")
+    path = link[link.index("/login/link/confirm"):]
+    token = path.split("token=", 1)[1]
+    response = client.post("/login/link/confirm", data={"csrf_token": get_csrf(client, path), "token": token})
+    assert response.status_code == 302, response.status_code

@@ -26,6 +26,7 @@ from idp.oauth.server import authorization_server, parameter_problem
 from idp.oauth.tokens import Subject
 from idp.web import sso
 from idp.web.requests import request_context, services, settings
+from idp.web.protection import new_device_redirect
 from idp.web.security import widen_csp
 
 bp = Blueprint("oauth_authorize", __name__)
@@ -101,6 +102,14 @@ def authorize():  # type: ignore[no-untyped-def]
     if needed is Interaction.CONSENT and decision == "allow" and subject is not None:
         services().consents.grant(subject.id, client.id, grant.request.scope, ctx=request_context())
         needed = None
+
+    if needed in (None, Interaction.CONSENT) and subject is not None:
+        # Unrecognised device that has not yet given its second proof (issue 6): no code.
+        detour = new_device_redirect()
+        if detour is not None:
+            if "none" in prompt:
+                return _error(InteractionRequiredError(state=state, redirect_uri=redirect_uri))
+            return detour
 
     if needed in (None, Interaction.CONSENT) and subject is not None and subject.user.must_change_password:
         # After sign-in and any step-up (so a password alone never reaches the change

@@ -105,6 +105,12 @@ def login_required(view: Callable[..., Any] | None = None, *, partial: bool = Fa
                     return redirect(url_for("mfa.second_factor"))
                 target = request.full_path if request.query_string else request.path
                 return redirect(url_for("mfa.second_factor") + "?" + urlencode({"next": target}))
+            # A correct password from an unrecognised device owes a second proof even under
+            # the optional policy (issue 6); required already asked for it above.
+            from idp.web.protection import new_device_redirect  # late: protection imports sso
+
+            if (detour := new_device_redirect()) is not None:
+                return detour
             # Forced change (breach found at sign-in, operator reset): the change page only.
             if getattr(current_user(), "must_change_password", False) and request.endpoint != "password.change":
                 return redirect(url_for("password.change", forced=1))

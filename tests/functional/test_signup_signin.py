@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures import get_csrf, sign_in
+from tests.fixtures import get_csrf, prove_new_device, sign_in
 
 # Password-only behaviour: the MFA gate (issue 4) is tested in tests/functional/mfa/.
 pytestmark = pytest.mark.mfa_policy("optional")
@@ -33,6 +33,9 @@ def test_signup_verify_signin_account_signout(client, outbox):
 
     response = sign_in(client, "NEW@example.com", PASSWORD)
     assert response.status_code == 302 and response.headers["Location"] == "/account"
+    # A new device with no second factor yet: the account page waits for the mailed link.
+    assert client.get("/account").headers["Location"].startswith("/login/new-device")
+    prove_new_device(client, "new@example.com", outbox)
     page = client.get("/account")
     assert page.status_code == 200
     assert "new@example.com" in page.get_data(as_text=True)
