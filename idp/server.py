@@ -13,6 +13,9 @@ from gunicorn.app.base import BaseApplication
 from idp.settings import Settings
 
 
+ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
+
+
 class _Gunicorn(BaseApplication):  # type: ignore[misc]
     def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
         self._settings = settings
@@ -44,6 +47,10 @@ def run(settings: Settings, *, host: str, port: int, workers: int, threads: int)
             "worker_class": "gthread",
             "keepalive": 5,
             "accesslog": "-",
+            # Path without the query string, and no Referer: mailed one-time links
+            # (/verify-email?token=, /reset/confirm?token=, ...) must not be logged while
+            # they are still usable, and the Referer of the POST that spends them repeats them.
+            "access_log_format": ACCESS_LOG_FORMAT,
             "errorlog": "-",
             "forwarded_allow_ips": "",  # client address is decided by IDP_TRUSTED_PROXIES only
             "proxy_allow_ips": "",
