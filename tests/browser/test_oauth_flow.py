@@ -71,6 +71,17 @@ def _csp_violations(browser) -> list[str]:  # type: ignore[no-untyped-def]
     return [e["message"] for e in browser.get_log("browser") if "Content Security Policy" in e.get("message", "")]
 
 
+def _prove_new_device(browser, idp, email: str) -> None:  # type: ignore[no-untyped-def]
+    """A fresh browser with only a password owes a second proof (issue 6): the mailed link."""
+    WebDriverWait(browser, 10).until(lambda b: urlsplit(b.current_url).path == "/login/new-device")
+    browser.find_element(By.CSS_SELECTOR, "form[action='/login/new-device'] button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda _: idp.outbox.to(email) and any(
+        "/login/link/confirm" in m.get_body(preferencelist=("plain",)).get_content() for m in idp.outbox.to(email)))
+    browser.get(idp.outbox.last_link(email, "/login/link/confirm"))
+    browser.find_element(By.CSS_SELECTOR, "form[action^='/login/link/confirm'] button[type=submit]").click()
+    WebDriverWait(browser, 10).until(lambda b: urlsplit(b.current_url).path != "/login/link/confirm")
+
+
 @pytest.mark.parametrize("first_party", [False, True], ids=["third-party-with-consent", "first-party"])
 def test_sign_in_consent_and_code_flow_in_chromium(browser, idp, relying_party, first_party):
     redirect_uri, hits = relying_party
@@ -85,6 +96,8 @@ def test_sign_in_consent_and_code_flow_in_chromium(browser, idp, relying_party, 
     browser.find_element(By.CSS_SELECTOR, "input[name=username]").send_keys("user@example.com")
     browser.find_element(By.CSS_SELECTOR, "input[name=password]").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    _prove_new_device(browser, idp, "user@example.com")
+    browser.get(url)  # the mailed link lands on the account page; the client's request resumes
     if not first_party:
         allow = WebDriverWait(browser, 10).until(
             ec.element_to_be_clickable((By.CSS_SELECTOR, "button[name=decision][value=allow]"))

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from idp.models import AuditEvent, TotpAuthenticator, WebAuthnCredential
-from tests.fixtures import csrf_from, sign_in
+from tests.fixtures import Outbox, csrf_from, prove_new_device, sign_in
 from tests.functional.mfa.flows import (
     authenticator,
     enrol_totp,
@@ -88,6 +88,9 @@ def test_policy_optional_lets_a_password_session_in(app, make_user):  # type: ig
         browser = optional.test_client()
         make_user("opt@example.com")
         assert sign_in(browser, "opt@example.com", "correct horse battery staple").status_code == 302
+        # From a device it does not know yet, only after the mailed link (issue 6).
+        assert browser.get("/account").headers["Location"].startswith("/login/new-device")
+        prove_new_device(browser, "opt@example.com", Outbox(optional.extensions["idp"].settings.mail_outbox))
         assert browser.get("/account").status_code == 200
     finally:
         optional.extensions["idp"].engine.dispose()
