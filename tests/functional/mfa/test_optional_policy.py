@@ -1,7 +1,7 @@
-"""IDP_MFA_POLICY=optional: the password reaches the account, but never more than that."""
+"""IDP_MFA_POLICY=optional: a password from a recognised device reaches the account, but
+never more than that; from a new device it does not even reach the account page."""
 
 from __future__ import annotations
-
 
 import pytest
 from sqlalchemy import delete, select
