@@ -198,3 +198,23 @@ def prove_new_device(client: FlaskClient, email: str, outbox: Outbox) -> None:
     token = path.split("token=", 1)[1]
     response = client.post("/login/link/confirm", data={"csrf_token": get_csrf(client, path), "token": token})
     assert response.status_code == 302, response.status_code
+
+
+SESSION_ID_RE = re.compile(r'data-session-id="([^"]+)"')
+
+
+def own_session_id(client: FlaskClient) -> str:
+    """The public id of the browser's own session, as the account page lists it."""
+    return SESSION_ID_RE.findall(client.get("/account").get_data(as_text=True))[0]
+
+
+# Every form of the foundation: name -> (needs a signed-in browser, path builder,
+# valid fields besides the CSRF token). The CSRF and bad-input tests walk all of them.
+FOUNDATION_FORMS = {
+    "login": (False, lambda c: "/login", {"username": "user@example.com", "password": "correct horse battery staple"}),
+    "register": (False, lambda c: "/register", {"username": "new@example.com", "password": "correct horse battery staple"}),
+    "verify-email": (False, lambda c: "/verify-email", {"token": "A" * 43}),
+    "logout": (True, lambda c: "/logout", {}),
+    "end-session": (True, lambda c: f"/account/sessions/{own_session_id(c)}/end", {}),
+    "end-other-sessions": (True, lambda c: "/account/sessions/end-others", {}),
+}

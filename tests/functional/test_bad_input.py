@@ -16,10 +16,9 @@ from sqlalchemy import select
 
 from idp.models import SsoSession, User
 from tests.conftest import make_settings
-from tests.fixtures import get_csrf, start_session
+from tests.fixtures import FOUNDATION_FORMS, get_csrf, start_session
 
 PASSWORD = "correct horse battery staple"
-SESSION_ID_RE = re.compile(r'data-session-id="([^"]+)"')
 MESSAGE_RE = re.compile(r'role="alert"[^>]*>([^<]+)<')
 FORM = "application/x-www-form-urlencoded"
 
@@ -30,19 +29,7 @@ def settings(database_url, redis_url, tmp_path):  # type: ignore[no-untyped-def]
     return make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, mfa_policy="optional")
 
 
-def _own_session(client) -> str:  # type: ignore[no-untyped-def]
-    return SESSION_ID_RE.findall(client.get("/account").get_data(as_text=True))[0]
-
-
-# name -> (needs a signed-in browser, path builder, valid fields besides the token)
-FORMS = {
-    "login": (False, lambda c: "/login", {"username": "user@example.com", "password": PASSWORD}),
-    "register": (False, lambda c: "/register", {"username": "new@example.com", "password": PASSWORD}),
-    "verify-email": (False, lambda c: "/verify-email", {"token": "A" * 43}),
-    "logout": (True, lambda c: "/logout", {}),
-    "end-session": (True, lambda c: f"/account/sessions/{_own_session(c)}/end", {}),
-    "end-other-sessions": (True, lambda c: "/account/sessions/end-others", {}),
-}
+FORMS = FOUNDATION_FORMS
 
 
 def encode(pairs: list[tuple[str, str]]) -> str:

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from sqlalchemy import select
 
 from idp.models import SsoSession, User
 from tests.conftest import make_settings
-from tests.fixtures import get_csrf, start_session
+from tests.fixtures import FOUNDATION_FORMS, get_csrf, start_session
 
 # Password-only behaviour: the MFA gate (issue 4) is tested in tests/functional/mfa/.
 pytestmark = pytest.mark.mfa_policy("optional")
 
 PASSWORD = "correct horse battery staple"
-SESSION_ID_RE = re.compile(r'data-session-id="([^"]+)"')
 
 
 @pytest.fixture
@@ -24,19 +21,7 @@ def settings(database_url, redis_url, tmp_path):  # type: ignore[no-untyped-def]
     return make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, mfa_policy="optional")
 
 
-def _session_id(client) -> str:  # type: ignore[no-untyped-def]
-    return SESSION_ID_RE.findall(client.get("/account").get_data(as_text=True))[0]
-
-
-# name -> (needs a signed-in browser, path builder, form fields besides the token)
-FORMS = {
-    "login": (False, lambda c: "/login", {"username": "user@example.com", "password": PASSWORD}),
-    "register": (False, lambda c: "/register", {"username": "new@example.com", "password": PASSWORD}),
-    "verify-email": (False, lambda c: "/verify-email", {"token": "A" * 43}),
-    "logout": (True, lambda c: "/logout", {}),
-    "end-session": (True, lambda c: f"/account/sessions/{_session_id(c)}/end", {}),
-    "end-other-sessions": (True, lambda c: "/account/sessions/end-others", {}),
-}
+FORMS = FOUNDATION_FORMS
 
 
 def wrong_tokens(app) -> dict[str, str | None]:  # type: ignore[no-untyped-def]
