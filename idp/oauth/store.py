@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from idp.audit import AuditService
 from idp.context import RequestContext
@@ -92,21 +94,29 @@ class TokenStore:
         now = utcnow()
         if row.used_at is None and now >= row.expires_at:
             return None
-        claimed = self.db.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == row.id, AuthorizationCode.used_at.is_(None))
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
+        if not self._claim_once(row, now):
             count = self.revoke_from_code(row.id)
             self.audit.record(
                 "oauth.code_replayed", ctx=ctx, user_id=row.user_id, session_id=row.session_id,
                 client_id=client_id, code_id=row.id, revoked=count,
             )
             raise ReplayDetected(row.id)
-        row.used_at = now
         return row
+
+    def _claim_once(self, row: AuthorizationCode | RefreshToken, now: dt.datetime, *conditions: Any) -> bool:
+        """Consume-once, atomically: one UPDATE that only an unused row matches, so of two
+        concurrent redemptions exactly one wins (RFC 6749 section 4.1.2, RFC 9700 section 4.14).
+        The row object is told the new value without a second UPDATE at flush."""
+        model = type(row)
+        claimed = self.db.execute(
+            update(model)
+            .where(model.id == row.id, model.used_at.is_(None), *conditions)
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        if claimed == 1:
+            set_committed_value(row, "used_at", now)
+        return claimed == 1
 
     def revoke_from_code(self, code_id: str) -> int:
         families = set(self.db.scalars(select(RefreshToken.family_id).where(RefreshToken.code_id == code_id)))
@@ -199,20 +209,13 @@ class TokenStore:
         now = utcnow()
         if row.used_at is None and now >= row.expires_at:
             return None
-        claimed = self.db.execute(
-            update(RefreshToken)
-            .where(RefreshToken.id == row.id, RefreshToken.used_at.is_(None), RefreshToken.revoked_at.is_(None))
-            .values(used_at=now)
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        if claimed != 1:
+        if not self._claim_once(row, now, RefreshToken.revoked_at.is_(None)):
             count = self.revoke_family(row.family_id)
             self.audit.record(
                 "oauth.refresh_reused", ctx=ctx, user_id=row.user_id, session_id=row.session_id,
                 client_id=client_id, family_id=row.family_id, revoked=count,
             )
             raise ReplayDetected(row.family_id)
-        row.used_at = now
         return row
 
     def revoke_family(self, family_id: str) -> int:
