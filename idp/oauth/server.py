@@ -85,8 +85,22 @@ def oauth_error_response(error: OAuth2Error) -> Response:
     return response
 
 
+# RFC 6749 Appendix A: these parameters are printable ASCII by grammar (VSCHAR, NQCHAR,
+# URI-reference). Anything else is refused here, before Authlib, which would otherwise
+# echo the value into an error description and fail on characters RFC 6749 forbids there.
+ASCII_PARAMETERS = frozenset({
+    "response_type", "client_id", "redirect_uri", "scope", "state", "code", "code_challenge",
+    "code_challenge_method", "code_verifier", "grant_type", "refresh_token", "response_mode",
+    "prompt", "max_age",
+})
+
+
+def _printable_ascii(value: str) -> bool:
+    return all(" " <= ch <= "~" for ch in value)
+
+
 def parameter_problem(*sources: Any) -> str | None:
-    """Why these request parameters are unacceptable (duplicates, size), or None."""
+    """Why these request parameters are unacceptable (duplicates, size, characters), or None."""
     count = 0
     for source in sources:
         for key in source:
@@ -98,6 +112,8 @@ def parameter_problem(*sources: Any) -> str | None:
                 return "A parameter is too long."
             if any("\x00" in v for v in values):
                 return "A parameter contains a NUL character."
+            if key in ASCII_PARAMETERS and not all(_printable_ascii(v) for v in values):
+                return f"The parameter {key} must be printable ASCII (RFC 6749 Appendix A)."
     if count > MAX_PARAMS:
         return "Too many parameters."
     return None

@@ -272,3 +272,16 @@ def test_end_session_with_a_garbage_hint_is_a_page_not_a_500(idp):
         response = httpx.get(idp.url + "/end-session", params=query)
         assert response.status_code in (200, 400), (query, response.status_code)
         assert "Location" not in response.headers
+
+
+@pytest.mark.parametrize("name", ["response_type", "client_id", "scope", "state", "code_challenge_method", "prompt"])
+@pytest.mark.parametrize("value", ["code\u202e", "c\u00f3de", "code\x07"])
+def test_non_ascii_protocol_parameters_get_a_page_not_a_500(idp, name, value):
+    """RFC 6749 Appendix A: these are printable ASCII. Authlib echoes a bad response_type
+    into its error description and raised on such characters (a 500) before this check."""
+    reg = register(idp)
+    params = [(k, value if k == name else v) for k, v in _authorize_params(reg, state="s", prompt="login")]
+    response = httpx.get(idp.url + "/authorize", params=params)
+    assert response.status_code == 400, response.status_code
+    assert "Location" not in response.headers
+    assert "printable ASCII" in response.text
