@@ -49,6 +49,10 @@ def create_app(settings: Settings | None = None, *, mailer: Mailer | None = None
 
     oauth.init_app(app)
 
+    from idp import admin
+
+    admin.init_app(app)
+
     from idp import protection
 
     # Last: rate limits are applied by endpoint name to every view registered above.

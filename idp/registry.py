@@ -42,6 +42,7 @@ from idp.mfa.totp import TotpService
 from idp.notify.mailer import FileOutboxMailer, Mailer, SmtpMailer
 from idp.notify.messages import MailComposer
 from idp.notify.queue import Composer
+from idp.oauth.backchannel import BackchannelLogout
 from idp.oauth.consents import ConsentService
 from idp.oauth.store import TokenStore
 from idp.oauth.tokens import TokenMinter
@@ -176,10 +177,20 @@ class Services:
         )
 
     def _revoke_tokens_of_sessions(self, session_ids: Sequence[str]) -> None:
-        # Sign-out, "end this session", idle or absolute end: the access and refresh
-        # tokens that session led to stop working too (introspection, userinfo, refresh).
+        # Sign-out, "end this session", idle or absolute end, password change, forced
+        # reset, account disable: every session end comes through here. The access and
+        # refresh tokens that session led to stop working too (introspection, userinfo,
+        # refresh), and the relying parties that registered a back-channel logout URI are
+        # told (after the commit: idp/oauth/backchannel.py).
         for session_id in session_ids:
             self.oauth_tokens.revoke_for_session(session_id)
+        self.backchannel.sessions_ended(session_ids)
+
+    @cached_property
+    def backchannel(self) -> BackchannelLogout:
+        s = self.registry.settings
+        return BackchannelLogout(db=self.db, keys=self.signing_keys, audit=self.audit, issuer=s.issuer,
+                                 timeout_seconds=s.backchannel_logout_timeout_ms / 1000)
 
     @cached_property
     def password_change(self) -> PasswordChangeService:

@@ -177,6 +177,18 @@ class Settings:
     # /metrics in Prometheus text format (process-local counters).
     metrics_enabled: bool = True
 
+    # ------------------------------------------------ signing keys (idp/keys/, issue 7)
+    # `idp keys rotate` publishes the new key this long before it signs, so every
+    # relying service's JWKS cache (Cache-Control max-age 300 s) has seen it first.
+    key_upcoming_seconds: int = 24 * 60 * 60
+    # Automatic rotation: a new key is published when the active one is this many days
+    # old (0: only `idp keys rotate`).
+    key_rotation_days: int = 0
+
+    # --------------------------------------- back-channel logout (issue 7, OIDC BCL 1.0)
+    # Per relying party and logout: a slow RP must not hold up a sign-out or force-reset.
+    backchannel_logout_timeout_ms: int = 2000
+
     def __post_init__(self) -> None:
         # Test apps share one Redis across the whole suite: a random prefix per settings
         # object keeps one test's counters out of the next (replace() keeps the prefix).
@@ -193,6 +205,11 @@ class Settings:
         """Plain http on a loopback name: the only place cookies go without Secure."""
         parts = urlsplit(self.issuer)
         return parts.scheme == "http" and (parts.hostname or "") in LOCAL_HOSTS
+
+    @property
+    def admin_audience(self) -> str:
+        """RFC 8707 resource of the admin API (idp/admin): `aud` of its access tokens."""
+        return self.issuer + "/admin"
 
     @property
     def testing(self) -> bool:
@@ -324,6 +341,9 @@ class Settings:
             values["breached_range_api"] = _bool("IDP_BREACHED_RANGE_API", raw)
         text("IDP_BREACHED_RANGE_URL", "breached_range_url")
         number("IDP_BREACHED_RANGE_TIMEOUT_MS", "breached_range_timeout_ms")
+        number("IDP_KEY_UPCOMING_SECONDS", "key_upcoming_seconds", minimum=0)
+        number("IDP_KEY_ROTATION_DAYS", "key_rotation_days", minimum=0)
+        number("IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS", "backchannel_logout_timeout_ms", minimum=1)
         text("IDP_BREACHED_RANGE_FAIL", "breached_range_fail")
         settings = cls(**values)  # type: ignore[arg-type]
         settings.validate()

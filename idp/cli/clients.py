@@ -28,6 +28,10 @@ def clients() -> None:
 @click.option("--access-token-seconds", default=600, show_default=True, type=int, help="Access-token lifetime.")
 @click.option("--id-token-alg", default="ES256", show_default=True, help="ES256 or EdDSA.")
 @click.option("--min-acr", default=None, help="Weakest acr this client accepts.")
+@click.option("--backchannel-logout-uri", default=None,
+              help="Where logout tokens are POSTed (OIDC Back-Channel Logout 1.0).")
+@click.option("--resource-uri", default=None,
+              help="The API this client serves (RFC 8707): tokens asked for with resource=URI carry it as aud.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def clients_create(
     name: str,
@@ -40,6 +44,8 @@ def clients_create(
     access_token_seconds: int,
     id_token_alg: str,
     min_acr: str | None,
+    backchannel_logout_uri: str | None,
+    resource_uri: str | None,
     as_json: bool,
 ) -> None:
     """Register a client. The secret is printed once; only its hash is stored."""
@@ -55,6 +61,8 @@ def clients_create(
             access_token_seconds=access_token_seconds,
             id_token_alg=id_token_alg,
             min_acr=min_acr,
+            backchannel_logout_uri=backchannel_logout_uri,
+            resource_uri=resource_uri,
         )
         result: dict[str, str] = {"client_id": client.id}
         if secret is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,6 +53,8 @@ class ClientService:
         id_token_alg: str = "ES256",
         min_acr: str | None = None,
         client_id: str | None = None,
+        backchannel_logout_uri: str | None = None,
+        resource_uri: str | None = None,
         ctx: RequestContext | None = None,
     ) -> tuple[OAuthClient, str | None]:
         """Register a client. Returns it and its secret (None for public clients): the
@@ -80,6 +83,14 @@ class ClientService:
             raise InvalidInput(f"ID-token algorithm must be one of {', '.join(ALGORITHMS)}")
         if min_acr is not None and min_acr not in ACR_VALUES:
             raise InvalidInput(f"minimum acr must be one of {', '.join(ACR_VALUES)}")
+        if backchannel_logout_uri is not None:
+            backchannel_logout_uri = server_uri_validate(backchannel_logout_uri, what="back-channel logout URI")
+        if resource_uri is not None:
+            if public:
+                raise InvalidInput("a resource server must be a confidential client: it authenticates to introspect")
+            resource_uri = server_uri_validate(resource_uri, what="resource URI")
+            if self.by_resource(resource_uri) is not None:
+                raise InvalidInput(f"resource URI {resource_uri!r} is already registered by another client")
         if client_id is not None and (not re.fullmatch(r"[A-Za-z0-9._~-]{1,64}", client_id) or self.get(client_id)):
             raise InvalidInput("that client id is malformed or taken")
 
@@ -96,6 +107,9 @@ class ClientService:
             access_token_seconds=access_token_seconds,
             id_token_alg=id_token_alg,
             min_acr=min_acr,
+            backchannel_logout_uri=backchannel_logout_uri,
+            backchannel_logout_session_required=True,
+            resource_uri=resource_uri,
             created_at=utcnow(),
         )
         self.db.add(client)
@@ -114,6 +128,15 @@ class ClientService:
         if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
             return None
         client = self.db.get(OAuthClient, client_id)
+        if client is None or client.disabled_at is not None:
+            return None
+        return client
+
+    def by_resource(self, resource_uri: object) -> OAuthClient | None:
+        """The enabled client that serves ``resource_uri`` (RFC 8707), or None."""
+        if not isinstance(resource_uri, str) or not resource_uri or len(resource_uri) > 2048:
+            return None
+        client = self.db.scalar(select(OAuthClient).where(OAuthClient.resource_uri == resource_uri))
         if client is None or client.disabled_at is not None:
             return None
         return client
@@ -141,6 +164,15 @@ class ClientService:
 
 def redirect_uris_validate(uri: str, *, public: bool) -> str:
     return uri_rules.validate_for_registration(uri, public=public)
+
+
+def server_uri_validate(uri: str, *, what: str) -> str:
+    """An absolute URI of a server we call or name as an audience: https, or http on
+    loopback; no fragment (OIDC BCL 1.0 §2.2, RFC 8707 §2)."""
+    checked = uri_rules.validate_for_registration(uri, public=False)
+    if urlsplit(checked).scheme not in ("https", "http"):
+        raise InvalidInput(f"{what} {uri!r} must be an https URL (http only on loopback)")
+    return checked
 
 
 def redirect_uri_matches(client: OAuthClient, requested: str) -> bool:

@@ -40,6 +40,14 @@ class OAuthClient(Base):
     id_token_alg: Mapped[str] = mapped_column(String(16), default="ES256")
     # The weakest acr this client accepts, whatever the request says (None: policy baseline).
     min_acr: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # OIDC Back-Channel Logout 1.0 §2.2: where logout tokens are POSTed (None: not sent).
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True)
+    # ...and whether the logout token must carry `sid` (we always send it when known).
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(Boolean, default=True)
+    # RFC 8707: the API this client serves as a resource server (e.g. the wallet's base
+    # URL). Other clients ask for tokens with `resource=` this value; they carry it as
+    # `aud`, and this client may introspect them.
+    resource_uri: Mapped[str | None] = mapped_column(String(2048), nullable=True, unique=True, index=True)
     created_at: Mapped[Timestamp]
     disabled_at: Mapped[OptionalTimestamp]
 
@@ -76,6 +84,8 @@ class AuthorizationCode(Base):
     nonce: Mapped[str | None] = mapped_column(String(512), nullable=True)
     code_challenge: Mapped[str] = mapped_column(String(128))
     code_challenge_method: Mapped[str] = mapped_column(String(8))
+    # RFC 8707 resource indicators asked for at /authorize (the tokens' audience).
+    resource: Mapped[list[str]] = mapped_column(JSON, default=list)
     auth_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str] = mapped_column(String(64))
@@ -102,6 +112,8 @@ class RefreshToken(Base):
     # The authorization code the family started from (code replay revokes the family).
     code_id: Mapped[str | None] = mapped_column(String(32), nullable=True, index=True)
     scope: Mapped[str] = mapped_column(String(1000))
+    # RFC 8707 resources granted to the family (access tokens' audience).
+    resource: Mapped[list[str]] = mapped_column(JSON, default=list)
     auth_time: Mapped[dt.datetime] = mapped_column(UTCDateTime())
     amr: Mapped[list[str]] = mapped_column(JSON, default=list)
     acr: Mapped[str] = mapped_column(String(64))
@@ -159,5 +171,10 @@ class SigningKey(Base):
     public_jwk: Mapped[dict[str, str]] = mapped_column(JSON)
     private_key_encrypted: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[Timestamp]
+    # A `next` key starts signing at this moment (rotate: now + IDP_KEY_UPCOMING_SECONDS).
+    activates_at: Mapped[OptionalTimestamp]
     activated_at: Mapped[OptionalTimestamp]
+    # A superseded key stays published until every token it signed has expired, then is
+    # retired automatically at this moment.
+    retire_at: Mapped[OptionalTimestamp]
     retired_at: Mapped[OptionalTimestamp]

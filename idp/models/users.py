@@ -23,6 +23,8 @@ class User(Base):
     must_change_password: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[Timestamp]
     disabled_at: Mapped[OptionalTimestamp]
+    # May hold admin-API scopes (idp/admin); still needs a phishing-resistant session.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
 
     @property
     def email_verified(self) -> bool:

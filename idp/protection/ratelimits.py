@@ -55,6 +55,9 @@ FACTOR = NamedLimit("ip.factor", "rate_limit_factor", message="Too many security
 # other components are matched by pattern because they are built alongside this one:
 # a new mfa.* view is a code-entry view unless its name says it registers a factor.
 LIMITS: tuple[tuple[str, NamedLimit], ...] = (
+    # Admin API first: its "force_reset" must not fall under the person-facing reset limit.
+    ("admin.*", TOKEN),
+    ("email_change.*", RESET),  # mails a link to an address someone typed, like a reset
     ("auth.login", LOGIN),
     ("mfa.passkey_signin*", LOGIN),  # usernameless passkey sign-in is a sign-in
     ("protection.link_request", SIGNIN_LINK),
