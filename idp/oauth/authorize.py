@@ -20,6 +20,8 @@ from flask import Blueprint, Response, redirect, render_template, request, url_f
 from idp.assurance import acr_for
 from idp.db import utcnow
 from idp.errors import InvalidInput
+from idp.oauth.grants import requested_resources
+from idp.oauth.resources import InvalidTargetError
 from idp.oauth.interaction import Interaction, login_url, needs_interaction, required_acr, step_up_url
 from idp.oauth.models import Client
 from idp.oauth.server import authorization_server, parameter_problem
@@ -71,6 +73,11 @@ def authorize():  # type: ignore[no-untyped-def]
     state = args.get("state")
     redirect_uri = grant.redirect_uri
 
+    try:
+        requested_resources(args.getlist("resource"))
+    except InvalidTargetError as error:
+        error.state, error.redirect_uri = state, redirect_uri
+        return _error(error)
     if args.get("response_mode", "query") != "query":
         return _error(InvalidRequestError("Only response_mode=query is supported.", state=state, redirect_uri=redirect_uri))
     max_age = _max_age(args.get("max_age"))

@@ -19,10 +19,13 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 
+from flask import request as flask_request
+
+from idp.oauth import resources
 from idp.oauth.models import Client, Code, Refresh
 from idp.oauth.store import ReplayDetected, scope_set
 from idp.oauth.tokens import Subject
-from idp.web.requests import request_context, services
+from idp.web.requests import request_context, services, settings
 
 SECRET_METHODS = ["client_secret_basic", "client_secret_post"]
 ALL_METHODS = [*SECRET_METHODS, "none"]
@@ -62,9 +65,15 @@ class _IssuesOurTokens:
         s = services()
         client: Client = self.request.client
         scope = scope or ""
-        minted = s.token_minter.access_token(client=client.row, subject=user, scope=scope)
         code: Code | None = self.request.authorization_code
         previous: Refresh | None = self.request.refresh_token
+        requested = flask_request.form.getlist("resource")
+        if code is not None or previous is not None:
+            granted = list(code.row.resource if code is not None else previous.row.resource)  # type: ignore[union-attr]
+            audience = resources.narrowed(requested, granted)
+        else:  # client_credentials: the service names the API it calls
+            granted = audience = requested_resources(requested)
+        minted = s.token_minter.access_token(client=client.row, subject=user, scope=scope, resource=audience)
         code_id = code.row.id if code else (previous.row.code_id if previous else None)
         family_id = previous.row.family_id if previous else None
         token: dict[str, Any] = {
@@ -85,6 +94,7 @@ class _IssuesOurTokens:
                 amr=user.amr,
                 acr=user.acr,
                 expires_at=previous.row.expires_at if previous else None,
+                resource=granted,  # the family keeps the whole grant, however narrowed now
             )
             family_id = row.family_id
             token["refresh_token"] = secret
@@ -102,6 +112,13 @@ class _IssuesOurTokens:
 
     def save_token(self, token: dict[str, Any]) -> None:
         """Stored while generating (above): the jti and the refresh-token hash."""
+
+
+def requested_resources(values: list[str]) -> list[str]:
+    """RFC 8707 resources from a request, each a registered API; InvalidTargetError else."""
+    admin = settings().admin_audience
+    clients = services().clients
+    return resources.parse(values, is_known=lambda uri: uri == admin or clients.by_resource(uri) is not None)
 
 
 def _subject(user_id: str, *, session_id: str | None, auth_time: Any, amr: list[str], acr: str) -> Subject | None:
@@ -130,6 +147,7 @@ class AuthorizationCodeGrant(_IssuesOurTokens, grants.AuthorizationCodeGrant):
             auth_time=subject.auth_time,
             amr=subject.amr,
             acr=subject.acr,
+            resource=requested_resources(flask_request.args.getlist("resource")),
         )
 
     def query_authorization_code(self, code: str, client: Client) -> Code | None:
@@ -185,6 +203,8 @@ class RefreshTokenGrant(_IssuesOurTokens, grants.RefreshTokenGrant):
         peek = services().oauth_tokens.find_refresh(value)
         if peek is not None and requested and not scope_set(requested) <= scope_set(peek.scope):
             raise InvalidScopeError()
+        if peek is not None:
+            resources.narrowed(flask_request.form.getlist("resource"), peek.resource)
         token = self.authenticate_refresh_token(value)
         if token is None:
             raise InvalidGrantError()

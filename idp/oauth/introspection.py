@@ -42,6 +42,10 @@ class PresentedAccessToken:
     def is_expired(self) -> bool:
         return self.record is None or utcnow() >= self.record.expires_at
 
+    def audience_is(self, resource_uri: str | None) -> bool:
+        aud = self.claims.get("aud")
+        return resource_uri is not None and (aud == resource_uri or (isinstance(aud, list) and resource_uri in aud))
+
     def is_revoked(self) -> bool:
         return self.record is None or self.record.revoked_at is not None
 
@@ -62,6 +66,9 @@ class PresentedRefreshToken:
 
     def is_expired(self) -> bool:
         return utcnow() >= self.row.expires_at
+
+    def audience_is(self, resource_uri: str | None) -> bool:
+        return resource_uri is not None and resource_uri in self.row.resource
 
     def is_revoked(self) -> bool:
         # A rotated token is as dead as a revoked one.
@@ -89,7 +96,9 @@ class IntrospectionEndpoint(_IntrospectionEndpoint):
         return lookup_token(token_string)
 
     def check_permission(self, token: Any, client: Client, request: Any) -> bool:
-        return token.check_client(client) or client.row.first_party
+        # The client the token was issued to; our own first-party services; and the API
+        # the token is for (RFC 8707 resource registered by that client).
+        return token.check_client(client) or client.row.first_party or token.audience_is(client.row.resource_uri)
 
     def introspect_token(self, token: Any) -> dict[str, Any]:
         if isinstance(token, PresentedAccessToken):

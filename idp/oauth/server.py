@@ -91,8 +91,10 @@ def oauth_error_response(error: OAuth2Error) -> Response:
 ASCII_PARAMETERS = frozenset({
     "response_type", "client_id", "redirect_uri", "scope", "state", "code", "code_challenge",
     "code_challenge_method", "code_verifier", "grant_type", "refresh_token", "response_mode",
-    "prompt", "max_age",
+    "prompt", "max_age", "resource",
 })
+# RFC 8707 §2: a client may name several resources, one parameter each.
+MULTI_VALUED_PARAMETERS = frozenset({"resource"})
 
 
 def _printable_ascii(value: str) -> bool:
@@ -106,7 +108,7 @@ def parameter_problem(*sources: Any) -> str | None:
         for key in source:
             values = source.getlist(key)
             count += 1
-            if len(values) > 1:
+            if len(values) > 1 and key not in MULTI_VALUED_PARAMETERS:
                 return f"The parameter {key[:40]} was sent more than once."
             if len(key) > 64 or any(len(v) > MAX_PARAM_LENGTH for v in values):
                 return "A parameter is too long."

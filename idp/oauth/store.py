@@ -55,6 +55,7 @@ class TokenStore:
         auth_time: dt.datetime,
         amr: list[str],
         acr: str,
+        resource: list[str] | None = None,
     ) -> AuthorizationCode:
         now = utcnow()
         row = AuthorizationCode(
@@ -67,6 +68,7 @@ class TokenStore:
             nonce=nonce,
             code_challenge=code_challenge,
             code_challenge_method=code_challenge_method,
+            resource=list(resource or []),
             auth_time=auth_time,
             amr=list(amr),
             acr=acr,
@@ -171,6 +173,7 @@ class TokenStore:
         amr: list[str],
         acr: str,
         expires_at: dt.datetime | None = None,
+        resource: list[str] | None = None,
     ) -> tuple[RefreshToken, str]:
         secret = new_secret()
         now = utcnow()
@@ -182,6 +185,7 @@ class TokenStore:
             session_id=session_id,
             code_id=code_id,
             scope=scope,
+            resource=list(resource or []),
             auth_time=auth_time,
             amr=list(amr),
             acr=acr,

@@ -71,14 +71,17 @@ class TokenMinter:
         self.keys = keys
         self.issuer = issuer
 
-    def access_token(self, *, client: OAuthClient, subject: Subject | None, scope: str) -> MintedAccessToken:
+    def access_token(
+        self, *, client: OAuthClient, subject: Subject | None, scope: str, resource: list[str] | None = None
+    ) -> MintedAccessToken:
         now = int(time.time())
         lifetime = client.access_token_seconds
         jti = random_id()
         claims: dict[str, Any] = {
             "iss": self.issuer,
-            # RFC 9068 §2.2: without a resource indicator the audience is the client's own API.
-            "aud": client.id,
+            # RFC 9068 §3 and RFC 8707: the API(s) the client asked for; without a
+            # resource indicator, the client itself.
+            "aud": (resource[0] if len(resource) == 1 else list(resource)) if resource else client.id,
             "sub": subject.user.id if subject else client.id,
             "client_id": client.id,
             "iat": now,
