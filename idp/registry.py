@@ -27,6 +27,7 @@ from idp.accounts.force_reset import ForceResetService
 from idp.accounts.password_change import PasswordChangeService
 from idp.accounts.reset import PasswordResetService
 from idp.accounts.service import AccountService
+from idp.accounts.status import AccountStatusService
 from idp.audit import AuditService
 from idp.breached.service import breached_from_settings
 from idp.clients.service import ClientService
@@ -244,3 +245,10 @@ class Services:
     def step_up(self) -> StepUpService:
         return StepUpService(db=self.db, audit=self.audit, sessions=self.sessions,
                              mfa_policy=self.registry.settings.mfa_policy)
+
+    # ------------------------------------------- operator levers on accounts (issue 7)
+    @cached_property
+    def account_status(self) -> AccountStatusService:
+        # Protection is reached lazily: only `unlock` needs the counters (Redis).
+        return AccountStatusService(db=self.db, sessions=self.sessions, tokens=self.oauth_tokens, audit=self.audit,
+                                    attack=lambda: self.registry.protection.attack)

@@ -5,7 +5,7 @@ import sys
 
 import click
 
-from idp.cli.common import fail, services_scope
+from idp.cli.common import fail, load_settings, services_scope
 
 
 @click.group()
@@ -96,3 +96,118 @@ def _force_reset_all(batch_size: int, max_batches: int | None) -> None:
         fail(f"force-reset interrupted after {report.users_done} accounts; run the same command again to resume")
     if report.stopped == "max_batches":
         click.echo("force-reset: stopped after --max-batches; run the same command again to continue", err=True)
+
+
+# ------------------------------------------------ operator levers (idp/accounts/status.py)
+# The admin API (idp/admin) offers the same actions through the same service.
+_EMAIL = click.option("--email", required=True, help="The account's sign-in address.")
+
+
+def _outcome_line(what: str, email: str, outcome) -> str:  # type: ignore[no-untyped-def]
+    extra = ""
+    if outcome.sessions_ended or outcome.tokens_revoked:
+        extra = f" ({outcome.sessions_ended} session(s) ended, {outcome.tokens_revoked} token(s) revoked)"
+    return f"{email}: {what}{'' if outcome.changed else ' (no change)'}{extra}"
+
+
+@users.command("show")
+@_EMAIL
+@click.option("--json", "as_json", is_flag=True, help="Print as one JSON object.")
+def users_show(email: str, as_json: bool) -> None:
+    """Show an account: state, admin rights, factor summary, last sign-in. Never hashes or secrets."""
+    with services_scope() as services:
+        status = services.account_status
+        info = status.describe(status.find(email=email))
+    if as_json:
+        click.echo(json.dumps(info))
+        return
+    factors = info["factors"]
+    lines = [
+        f"id:               {info['id']}",
+        f"email:            {info['email']} ({'verified' if info['verified'] else 'not verified'})",
+        f"state:            {'DISABLED since ' + info['disabled_at'] if info['disabled'] else 'active'}",
+        f"administrator:    {'yes' if info['is_admin'] else 'no'}",
+        f"password:         {'set' if info['password_set'] else 'none'}"
+        + (" (must be changed)" if info["must_change_password"] else ""),
+        f"second factors:   {factors['totp']} authenticator app(s), {factors['passkeys']} passkey(s), "
+        f"{factors['recovery_codes_left']} recovery code(s) left",
+        f"active sessions:  {info['active_sessions']}",
+        f"created:          {info['created']}",
+        f"last sign-in:     {info['last_sign_in'] or 'never'}",
+    ]
+    click.echo("\n".join(lines))
+
+
+@users.command("disable")
+@_EMAIL
+def users_disable(email: str) -> None:
+    """Disable an account: sign-in refused, every session ended (relying parties told by
+    back-channel logout), every refresh and access token revoked."""
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = status.disable(user, actor=None)
+        address = user.email
+    click.echo(_outcome_line("disabled", address, outcome))
+
+
+@users.command("enable")
+@_EMAIL
+def users_enable(email: str) -> None:
+    """Enable a disabled account (ended sessions and revoked tokens stay ended)."""
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = status.enable(user, actor=None)
+        address = user.email
+    click.echo(_outcome_line("enabled", address, outcome))
+
+
+@users.command("unlock")
+@_EMAIL
+def users_unlock(email: str) -> None:
+    """End the attack-protection blocks on an account, as a password reset does.
+
+    The counters live in Redis (IDP_REDIS_URL). Without it they live inside the running
+    server process, out of this command's reach: use the admin API
+    (POST /admin/users/{id}/unlock) instead.
+    """
+    settings = load_settings()
+    if settings.redis_url is None:
+        fail("without IDP_REDIS_URL the counters live in the server process: "
+             "unlock through the admin API (POST /admin/users/{id}/unlock)")
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = status.unlock(user, actor=None)
+        address = user.email
+    click.echo(_outcome_line("unlocked", address, outcome))
+
+
+@users.command("end-sessions")
+@_EMAIL
+def users_end_sessions(email: str) -> None:
+    """Sign an account out everywhere: every session ended, every token revoked."""
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = status.end_sessions(user, actor=None)
+        address = user.email
+    click.echo(_outcome_line("signed out everywhere", address, outcome))
+
+
+@users.command("admin")
+@_EMAIL
+@click.option("--grant", is_flag=True, help="Allow the account to hold admin-API scopes.")
+@click.option("--revoke", is_flag=True, help="Take admin rights away (effective at once).")
+def users_admin(email: str, grant: bool, revoke: bool) -> None:
+    """Grant or revoke admin rights. An administrator still needs a passkey sign-in and a
+    token with the admin scopes to use the admin API."""
+    if grant == revoke:
+        fail("give exactly one of --grant or --revoke")
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = status.set_admin(user, grant, actor=None)
+        address = user.email
+    click.echo(_outcome_line("is an administrator" if grant else "is no longer an administrator", address, outcome))

@@ -22,6 +22,8 @@ JSON_PREFIXES: list[str] = [
     "/userinfo",
     "/jwks.json",
     "/.well-known/",
+    # The admin API (idp/admin/): unknown paths and wrong methods answer in JSON too.
+    "/admin/",
 ]
 
 _FRIENDLY = {
