@@ -39,5 +39,10 @@ browser-deps:
 bench-oidc: $(STAMP)
 	bash benchmarks/oidc/run.sh
 
+## demo: provider, wallet and shop on loopback, state in instance/demo/ (examples/README.md); Ctrl-C stops all
+.PHONY: demo
+demo: $(STAMP)
+	$(BIN)/python -m examples.demo
+
 clean:
 	rm -rf $(VENV) instance .pytest_cache
