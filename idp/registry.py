@@ -151,8 +151,14 @@ class Services:
 
     @cached_property
     def signing_keys(self) -> KeyService:
-        r = self.registry
-        return KeyService(store=SqlKeyStore(self.db), kek=r.kek, cache=r.key_cache, sessionmaker=r.sessionmaker)
+        from idp.keys.service import MAX_TOKEN_SECONDS
+        from idp.oauth.tokens import ID_TOKEN_SECONDS
+
+        r, s = self.registry, self.registry.settings
+        # A superseded key stays published as long as the longest-lived token it signed.
+        return KeyService(store=SqlKeyStore(self.db), kek=r.kek, cache=r.key_cache, sessionmaker=r.sessionmaker,
+                          audit=self.audit, upcoming_seconds=s.key_upcoming_seconds,
+                          rotation_days=s.key_rotation_days, token_seconds=max(MAX_TOKEN_SECONDS, ID_TOKEN_SECONDS))
 
     @cached_property
     def oauth_tokens(self) -> TokenStore:

@@ -1,7 +1,10 @@
 """The JSON Web Key Set: RFC 7517 §5, published at the discovery ``jwks_uri``.
 
-It lists the ``next`` and ``active`` keys (idp/keys): a key is published before it
-signs, so a client caching this for ``CACHE_SECONDS`` never meets an unknown ``kid``.
+It lists the ``next`` and ``active`` keys (idp/keys): a key is published
+``IDP_KEY_UPCOMING_SECONDS`` before it signs, and caches are told to keep this no longer
+than that (and never longer than ``CACHE_SECONDS``), so a relying party that honours
+Cache-Control has every new ``kid`` before the first token that carries it. The same
+max-age bounds how long such a party still trusts a key retired in an emergency.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ def jwks():  # type: ignore[no-untyped-def]
     if request.method == "OPTIONS":
         return preflight("GET")
     response = jsonify(services().signing_keys.ring().jwks())
-    response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
+    max_age = min(CACHE_SECONDS, services().registry.settings.key_upcoming_seconds)
+    response.headers["Cache-Control"] = f"public, max-age={max_age}"
     response.mimetype = "application/jwk-set+json"
     return cors(response, any_client=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from joserfc import jwt
 from joserfc.jwk import KeySet
@@ -39,18 +41,23 @@ def test_private_keys_are_encrypted_with_the_kek(keys, app):
             app.extensions["idp"].kek.decrypt(row.private_key_encrypted, purpose="signing-key:" + other.kid)
 
 
-def test_rotate_promotes_next_and_publishes_a_new_next(keys):
-    before = keys.ring()
-    old_signer = before.signer("ES256")
+def test_rotate_promotes_a_standby_published_long_enough_at_once(keys):
+    # upcoming_seconds=0: the day-one standby has been published "long enough" already.
+    keys.upcoming = dt.timedelta(0)
+    old_signer = keys.ring().signer("ES256")
+    standby = next(k for k in keys.ring().keys.values() if k.state == "next")
     promoted = keys.rotate("ES256")
     keys.store.db.commit()
     ring = keys.ring()
+    assert promoted.kid == standby.kid
     assert ring.signer("ES256").kid == promoted.kid != old_signer.kid
-    assert ring.verifier(old_signer.kid) is not None  # still verifies until retired
+    assert ring.verifier(old_signer.kid) is not None  # still verifies during the overlap
+    # A fresh standby takes the promoted one's place.
     assert sum(1 for k in ring.keys.values() if k.state == "next" and k.alg == "ES256") == 1
 
 
 def test_retired_key_leaves_the_jwks_and_its_tokens_are_rejected(keys):
+    keys.upcoming = dt.timedelta(0)
     minter = TokenMinter(keys=keys, issuer="http://localhost")
     signer = keys.ring().signer("ES256")
     token = jose.sign({"iss": "http://localhost", "exp": 4_000_000_000, "iat": 1}, key=signer.private, alg="ES256",
@@ -101,7 +108,7 @@ def test_memory_twin_behaves_like_the_database_store():
     from idp.crypto.kek import Kek
     from idp.keys import MemoryKeyStore
 
-    service = KeyService(store=MemoryKeyStore(), kek=Kek(b"k" * 32), cache=KeyCache(ttl=0))
+    service = KeyService(store=MemoryKeyStore(), kek=Kek(b"k" * 32), cache=KeyCache(ttl=0), upcoming_seconds=0)
     ring = service.ring()
     assert sorted((k.alg, k.state) for k in ring.keys.values()) == [("ES256", "active"), ("ES256", "next"), ("EdDSA", "active")]
     old = ring.signer("ES256").kid
