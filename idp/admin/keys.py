@@ -7,25 +7,21 @@ from typing import Any
 
 from flask import Response
 
-from idp.accounts.status import iso
 from idp.admin.api import bp
 from idp.admin.bearer import Caller, require
 from idp.admin.inputs import json_object, path_id, text
 from idp.admin.problems import ApiError, json_response
 from idp.keys import SigningKeyError
+from idp.keys.jose import ALGORITHMS
 from idp.web.requests import services
 
 SCOPE = "admin:keys"
-_DATES = ("created_at", "activates_at", "activated_at", "retire_at", "retired_at")
 
 
 def describe(key: Any) -> dict[str, Any]:
-    """Public facts only: the private half never leaves idp/keys."""
-    result: dict[str, Any] = {"kid": key.kid, "alg": key.alg, "state": key.state}
-    for name in _DATES:
-        # getattr: the key lifecycle (idp/keys) adds its dates as it grows.
-        result[name] = iso(getattr(key, name, None))
-    return result
+    """Public facts only (the private half never leaves idp/keys): the same view as
+    `idp keys list --json`, state and role as of now."""
+    return services().signing_keys.describe(key)
 
 
 @bp.get("/keys")
@@ -41,8 +37,10 @@ def keys_rotate(*, caller: Caller) -> Response:
     alg = text(body, "alg", max_length=16, default="ES256")
     s = services()
     try:
-        key = s.signing_keys.rotate(alg)
+        key = s.signing_keys.rotate(alg, ctx=caller.ctx)
     except SigningKeyError as error:
+        if alg in ALGORITHMS:  # e.g. a rotation is already pending: retire it first
+            raise ApiError(409, "conflict", _one_line(error)) from None
         raise ApiError(400, "invalid_request", _one_line(error)) from None
     s.audit.record("admin.key_rotated", ctx=caller.ctx, actor=caller.id, kid=key.kid, alg=key.alg)
     s.db.commit()
@@ -58,7 +56,7 @@ def key_retire(kid: str, *, caller: Caller) -> Response:
     if checked is None or not any(k.kid == checked for k in s.signing_keys.list()):
         raise ApiError(404, "not_found", "No such signing key.")
     try:
-        key = s.signing_keys.retire(checked)
+        key = s.signing_keys.retire(checked, ctx=caller.ctx)
     except SigningKeyError as error:
         # E.g. the only active key of its algorithm: rotate first.
         raise ApiError(409, "conflict", _one_line(error)) from None
