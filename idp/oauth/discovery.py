@@ -50,6 +50,9 @@ def metadata(issuer: str) -> dict[str, Any]:
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
         "authorization_response_iss_parameter_supported": True,
+        # OpenID Connect Back-Channel Logout 1.0 §2.1: logout tokens always carry `sid`.
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 
