@@ -20,6 +20,7 @@ DECLARED: dict[str, str] = {
     "idp_new_device_signins_total": "Correct passwords from a device not recognised for the account.",
     "idp_signin_links_total": "Sign-in links mailed and used, by outcome.",
     "idp_counter_storage_errors_total": "Counter storage (Redis) errors answered from the memory fallback.",
+    "idp_backchannel_logout_total": "Back-channel logout deliveries of this process, by outcome.",
 }
 
 
@@ -39,6 +40,13 @@ class Metrics:
         with self._lock:
             series = self._values[name]
             series[key] = series.get(key, 0) + amount
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        """For counters kept elsewhere and copied in when /metrics is read."""
+        if name not in DECLARED:
+            raise KeyError(f"undeclared metric {name!r}")
+        with self._lock:
+            self._values[name][tuple(sorted(labels.items()))] = value
 
     def value(self, name: str, **labels: str) -> float:
         with self._lock:

@@ -284,7 +284,13 @@ def _after(response: Response) -> Response:
 
 # -------------------------------------------------------------------- metrics
 def _metrics() -> Response:
-    return Response(protection().metrics.render(), mimetype=None, content_type=CONTENT_TYPE)
+    metrics = protection().metrics
+    # The back-channel dispatcher is process-wide and counts its own outcomes.
+    from idp.oauth.backchannel import default_dispatcher
+
+    for outcome, count in default_dispatcher().counts().items():
+        metrics.set("idp_backchannel_logout_total", count, outcome=outcome)
+    return Response(metrics.render(), mimetype=None, content_type=CONTENT_TYPE)
 
 
 def init_app(app: Flask) -> None:

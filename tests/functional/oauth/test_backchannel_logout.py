@@ -392,6 +392,10 @@ def test_sign_out_at_the_provider_reaches_the_relying_party_with_a_valid_logout_
     assert event.details["client_id"] == party.client_id and event.session_id == signed_in["sid"]
     assert "logout_token" not in json.dumps(event.details) and request["body"].split("=", 1)[1] not in json.dumps(
         event.details)
+    # Operators see deliveries by outcome on /metrics (process-wide, so at least this one).
+    metrics = httpx.get(idp.url + "/metrics").text
+    delivered = re.search(r'^idp_backchannel_logout_total\{outcome="delivered"\} (\d+)', metrics, re.M)
+    assert delivered and int(delivered.group(1)) >= 1, metrics
 
 
 def test_rp_initiated_logout_reaches_the_relying_party(idp, make_rp, browser):
