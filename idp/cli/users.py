@@ -138,29 +138,29 @@ def users_show(email: str, as_json: bool) -> None:
     click.echo("\n".join(lines))
 
 
+def _apply(email: str, action: str, done: str) -> None:
+    """One AccountStatusService action by the operator (actor None: the CLI), one line."""
+    with services_scope() as services:
+        status = services.account_status
+        user = status.find(email=email)
+        outcome = getattr(status, action)(user, actor=None)
+        address = user.email
+    click.echo(_outcome_line(done, address, outcome))
+
+
 @users.command("disable")
 @_EMAIL
 def users_disable(email: str) -> None:
     """Disable an account: sign-in refused, every session ended (relying parties told by
     back-channel logout), every refresh and access token revoked."""
-    with services_scope() as services:
-        status = services.account_status
-        user = status.find(email=email)
-        outcome = status.disable(user, actor=None)
-        address = user.email
-    click.echo(_outcome_line("disabled", address, outcome))
+    _apply(email, "disable", "disabled")
 
 
 @users.command("enable")
 @_EMAIL
 def users_enable(email: str) -> None:
     """Enable a disabled account (ended sessions and revoked tokens stay ended)."""
-    with services_scope() as services:
-        status = services.account_status
-        user = status.find(email=email)
-        outcome = status.enable(user, actor=None)
-        address = user.email
-    click.echo(_outcome_line("enabled", address, outcome))
+    _apply(email, "enable", "enabled")
 
 
 @users.command("unlock")
@@ -176,24 +176,14 @@ def users_unlock(email: str) -> None:
     if settings.redis_url is None:
         fail("without IDP_REDIS_URL the counters live in the server process: "
              "unlock through the admin API (POST /admin/users/{id}/unlock)")
-    with services_scope() as services:
-        status = services.account_status
-        user = status.find(email=email)
-        outcome = status.unlock(user, actor=None)
-        address = user.email
-    click.echo(_outcome_line("unlocked", address, outcome))
+    _apply(email, "unlock", "unlocked")
 
 
 @users.command("end-sessions")
 @_EMAIL
 def users_end_sessions(email: str) -> None:
     """Sign an account out everywhere: every session ended, every token revoked."""
-    with services_scope() as services:
-        status = services.account_status
-        user = status.find(email=email)
-        outcome = status.end_sessions(user, actor=None)
-        address = user.email
-    click.echo(_outcome_line("signed out everywhere", address, outcome))
+    _apply(email, "end_sessions", "signed out everywhere")
 
 
 @users.command("admin")
