@@ -23,6 +23,7 @@ from idp.accounts.passwords import (
     BreachedPasswords,
     PasswordPolicy,
 )
+from idp.accounts.email_change import EmailChangeService
 from idp.accounts.force_reset import ForceResetService
 from idp.accounts.password_change import PasswordChangeService
 from idp.accounts.reset import PasswordResetService
@@ -258,3 +259,8 @@ class Services:
         # Protection is reached lazily: only `unlock` needs the counters (Redis).
         return AccountStatusService(db=self.db, sessions=self.sessions, tokens=self.oauth_tokens, audit=self.audit,
                                     attack=lambda: self.registry.protection.attack)
+
+    @cached_property
+    def email_change(self) -> EmailChangeService:
+        return EmailChangeService(db=self.db, accounts=self.accounts, audit=self.audit, mail=self.registry.mail,
+                                  issuer=self.registry.settings.issuer)

@@ -9,8 +9,11 @@ timing does not tell whether a mail was sent (DESIGN section 4: no enumeration b
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+from idp.notify.addresses import mask_address
 
 
 class Composer(Protocol):
@@ -42,6 +45,22 @@ class MailQueue:
             mail = self.pending.pop(0)
             self.composer.send(mail.template, to=mail.to, subject=mail.subject, **mail.context)
             sent += 1
+        return sent
+
+    def flush_logged(self, logger: logging.Logger, what: str) -> int:
+        """``flush`` for after a response has gone: a message that cannot be sent is
+        logged (template, masked recipient, the mailer's reason) and the others are still
+        tried; nothing is raised, since nobody is left to show an error to. The link in
+        the message is never logged."""
+        sent = 0
+        while self.pending:
+            mail = self.pending.pop(0)
+            try:
+                self.composer.send(mail.template, to=mail.to, subject=mail.subject, **mail.context)
+            except Exception as error:  # noqa: BLE001 - logged; the person can ask again
+                logger.error("%s: mail %r to %s not sent: %s", what, mail.template, mask_address(mail.to), error)
+            else:
+                sent += 1
         return sent
 
     def discard(self) -> None:

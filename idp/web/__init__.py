@@ -6,6 +6,7 @@ from flask import Flask
 
 from idp.web import account, auth, errors, password, reset, security, signup, sso
 from idp.web import mfa
+from idp.web import email_change
 
 
 def init_app(app: Flask) -> None:
@@ -18,3 +19,4 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(mfa.bp)
     app.register_blueprint(password.bp)
     app.register_blueprint(reset.bp)
+    app.register_blueprint(email_change.bp)
