@@ -120,14 +120,18 @@ class Registry:
 
         return Protection.build(self.settings, self.kek)
 
-    def services(self, db: Session) -> Services:
-        return Services(registry=self, db=db)
+    def services(self, db: Session, *, mail: Composer | None = None) -> Services:
+        return Services(registry=self, db=db, mail=mail)
 
 
 class Services:
-    def __init__(self, *, registry: Registry, db: Session) -> None:
+    def __init__(self, *, registry: Registry, db: Session, mail: Composer | None = None) -> None:
         self.registry = registry
         self.db = db
+        # Web requests pass a MailQueue sent after the response (idp/web/requests.py):
+        # the answer's timing tells nothing, and a mail server that is down cannot turn a
+        # committed change into a 500. The CLI sends at once.
+        self.mail: Composer = mail or registry.mail
 
     @cached_property
     def audit(self) -> AuditService:
@@ -141,7 +145,7 @@ class Services:
             hasher=self.registry.hasher,
             policy=self.registry.password_policy,
             audit=self.audit,
-            mail=self.registry.mail,
+            mail=self.mail,
             issuer=s.issuer,
             verification_seconds=s.email_verification_seconds,
         )
@@ -217,7 +221,7 @@ class Services:
         s = self.registry.settings
         return PasswordResetService(
             db=self.db, accounts=self.accounts, password_change=self.password_change, tokens=self.oauth_tokens,
-            audit=self.audit, mail=mail or self.registry.mail, issuer=s.issuer,
+            audit=self.audit, mail=mail or self.mail, issuer=s.issuer,
             lifetime_seconds=s.password_reset_seconds,
         )
 
@@ -245,7 +249,7 @@ class Services:
 
     @cached_property
     def enrolment(self) -> EnrolmentService:
-        return EnrolmentService(db=self.db, audit=self.audit, mail=self.registry.mail,
+        return EnrolmentService(db=self.db, audit=self.audit, mail=self.mail,
                                 issuer=self.registry.settings.issuer)
 
     @cached_property
@@ -262,5 +266,5 @@ class Services:
 
     @cached_property
     def email_change(self) -> EmailChangeService:
-        return EmailChangeService(db=self.db, accounts=self.accounts, audit=self.audit, mail=self.registry.mail,
+        return EmailChangeService(db=self.db, accounts=self.accounts, audit=self.audit, mail=self.mail,
                                   issuer=self.registry.settings.issuer)

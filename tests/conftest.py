@@ -17,8 +17,24 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from flask import Flask
+from flask.testing import FlaskClient
+
 from idp.db import Base
 from idp.settings import Settings
+
+
+class ClosingClient(FlaskClient):
+    """Flask's test client, closing each response the way a WSGI server does once the
+    answer has been sent: mail queued by a request leaves then (idp/web/requests.py), so
+    a test reads the outbox right after the request, as a person would a moment later."""
+
+    def open(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        kwargs.setdefault("buffered", True)
+        return super().open(*args, **kwargs)
+
+
+Flask.test_client_class = ClosingClient
 
 BACKEND = os.environ.get("IDP_TEST_DATABASE", "sqlite")
 POSTGRES_URL = os.environ.get("IDP_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

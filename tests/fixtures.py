@@ -21,6 +21,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from idp.models import User
+from idp.notify.queue import IN_FLIGHT
 from idp.settings import Settings
 from tests.conftest import make_settings, truncate_all
 
@@ -34,6 +35,9 @@ class Outbox:
         self.folder = folder
 
     def messages(self) -> list[EmailMessage]:
+        # A live server answers before the request's mail leaves (idp/web/requests.py):
+        # read once every mail this process queued has been written.
+        assert IN_FLIGHT.settled(10.0), "mail queued by a request was still being sent after 10 s"
         if not self.folder.exists():
             return []
         return [

@@ -86,7 +86,7 @@ def user_force_reset(user_id: str, *, caller: Caller) -> Response:
     json_object(())
     s = services()
     user = _user(user_id)
-    queue = MailQueue(s.registry.mail)
+    queue = MailQueue(s.registry.mail)  # sent here, so the answer can say whether it left
     mailed = s.force_reset.one(user.email, mail=queue)
     s.audit.record("admin.force_reset", ctx=caller.ctx, user_id=user.id, actor=caller.id, mailed=mailed)
     s.db.commit()  # the link is valid before it is mailed

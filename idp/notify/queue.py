@@ -10,10 +10,37 @@ timing does not tell whether a mail was sent (DESIGN section 4: no enumeration b
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from idp.notify.addresses import mask_address
+
+
+class _InFlight:
+    """How many after-response flushes of this process have not finished yet. Nothing in
+    the product waits on it; tests read the outbox once it is zero, because a live
+    server answers before the mail leaves (`settled`)."""
+
+    def __init__(self) -> None:
+        self._count = 0
+        self._cond = threading.Condition()
+
+    def add(self) -> None:
+        with self._cond:
+            self._count += 1
+
+    def done(self) -> None:
+        with self._cond:
+            self._count -= 1
+            self._cond.notify_all()
+
+    def settled(self, timeout: float) -> bool:
+        with self._cond:
+            return self._cond.wait_for(lambda: self._count == 0, timeout)
+
+
+IN_FLIGHT = _InFlight()
 
 
 class Composer(Protocol):

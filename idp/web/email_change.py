@@ -7,14 +7,13 @@ Endpoints are ``email_change.*``: the named limit ``ip.reset`` applies to their 
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, make_response, render_template, request
 
 from idp.accounts.email_change import BAD_LINK
 from idp.crypto.tokens import looks_like_secret
 from idp.errors import InvalidInput, InvalidToken
-from idp.notify.queue import MailQueue
 from idp.web import sso
-from idp.web.requests import form_text, registry, request_context, services
+from idp.web.requests import form_text, request_context, services
 
 bp = Blueprint("email_change", __name__)
 
@@ -28,14 +27,12 @@ def start():  # type: ignore[no-untyped-def]
         return render_template("email_change.html", no_password=True)
     if request.method == "GET":
         return render_template("email_change.html")
-    queue = MailQueue(registry().mail)
     try:
         new_email = services().email_change.request(
             user,
             form_text("current_password", max_length=4096),
             form_text("new_email", max_length=1024),
             ctx=request_context(),
-            mail=queue,
         )
     except InvalidInput as error:
         services().db.commit()  # the failed attempt is audited
@@ -44,11 +41,8 @@ def start():  # type: ignore[no-untyped-def]
     services().db.commit()  # the link is valid before it is mailed
     # The same page whether the link went out or the address belongs to someone else
     # (then its owner is warned instead); the mail leaves after the answer, so its cost
-    # does not show in the timing either.
-    response = make_response(render_template("email_change_sent.html", new_email=new_email))
-    logger = current_app.logger
-    response.call_on_close(lambda: queue.flush_logged(logger, "email change request"))
-    return response
+    # does not show in the timing either (services().mail is this request's queue).
+    return make_response(render_template("email_change_sent.html", new_email=new_email))
 
 
 def _token_from_query() -> str:
@@ -75,15 +69,11 @@ def confirm_page():  # type: ignore[no-untyped-def]
 @bp.post("/account/email/confirm", endpoint="confirm")
 def confirm():  # type: ignore[no-untyped-def]
     token = form_text("token", max_length=128)
-    queue = MailQueue(registry().mail)
     try:
-        changed = services().email_change.confirm(token, ctx=request_context(), mail=queue)
+        changed = services().email_change.confirm(token, ctx=request_context())
     except InvalidToken:
         services().db.commit()
         raise
     services().db.commit()
-    response = make_response(render_template("email_change_done.html", new_email=changed.new_email,
-                                             signed_in=sso.current() is not None))
-    logger = current_app.logger
-    response.call_on_close(lambda: queue.flush_logged(logger, "email change confirmation"))
-    return response
+    return make_response(render_template("email_change_done.html", new_email=changed.new_email,
+                                         signed_in=sso.current() is not None))

@@ -101,7 +101,7 @@ class PasswordStep:
         ctx = request_context()
         services().audit.record("signin.new_device", ctx=ctx, user_id=user.id)
         p.metrics.inc("idp_new_device_signins_total")
-        registry().mail.send(
+        services().mail.send(
             "new_signin",
             to=user.email,
             subject="New sign-in to your account",
@@ -134,7 +134,7 @@ def describe_browser(user_agent: str | None) -> str:
 def _links() -> SigninLinks:
     s = settings()
     return SigninLinks(
-        db=services().db, audit=services().audit, mail=registry().mail, metrics=protection().metrics,
+        db=services().db, audit=services().audit, mail=services().mail, metrics=protection().metrics,
         issuer=s.issuer, lifetime_seconds=s.signin_link_seconds,
     )
 

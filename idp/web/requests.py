@@ -5,11 +5,12 @@ from __future__ import annotations
 import ipaddress
 import unicodedata
 
-from flask import current_app, g, request
+from flask import Response, current_app, g, request
 from sqlalchemy.orm import Session
 
 from idp.context import RequestContext
 from idp.errors import InvalidInput
+from idp.notify.queue import IN_FLIGHT, MailQueue
 from idp.registry import Registry, Services
 from idp.settings import Settings
 
@@ -30,8 +31,38 @@ def db() -> Session:
 
 def services() -> Services:
     if "services" not in g:
-        g.services = registry().services(db())
+        g.services = registry().services(db(), mail=request_mail())
     return g.services
+
+
+def request_mail() -> MailQueue:
+    """This request's outgoing mail: sent after the response (``send_mail_after``)."""
+    if "mail_queue" not in g:
+        g.mail_queue = MailQueue(registry().mail)
+    return g.mail_queue
+
+
+def send_mail_after(response: Response) -> Response:
+    """after_request: what the request queued leaves once the answer has gone, failures
+    logged (masked address, never the link). A request that failed (5xx) sends nothing:
+    its transaction was not committed, so its links would be dead."""
+    queue: MailQueue | None = g.get("mail_queue")
+    if queue is None or not queue.pending:
+        return response
+    if response.status_code >= 500:
+        queue.discard()
+        return response
+    logger, what = current_app.logger, request.endpoint or request.path
+
+    def send() -> None:
+        try:
+            queue.flush_logged(logger, what)
+        finally:
+            IN_FLIGHT.done()
+
+    IN_FLIGHT.add()  # before the answer leaves: see IN_FLIGHT
+    response.call_on_close(send)
+    return response
 
 
 def close_db(_exc: BaseException | None = None) -> None:

@@ -16,7 +16,7 @@ from flask import Flask, Response, g, redirect, request, session, url_for
 
 from idp import assurance
 from idp.models import SsoSession, User
-from idp.web.requests import close_db, request_context, services, settings
+from idp.web.requests import close_db, request_context, send_mail_after, services, settings
 
 
 def cookie_name() -> str:
@@ -123,6 +123,7 @@ def login_required(view: Callable[..., Any] | None = None, *, partial: bool = Fa
 
 def init_app(app: Flask) -> None:
     app.teardown_appcontext(close_db)
+    app.after_request(send_mail_after)
 
     @app.context_processor
     def _inject() -> dict[str, Any]:

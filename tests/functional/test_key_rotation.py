@@ -23,6 +23,7 @@ from sqlalchemy import select, update
 
 from idp.db import utcnow
 from idp.keys import jose
+from idp.keys.service import SIGNING_CHECK_SECONDS
 from idp.models import AuditEvent, SigningKey
 from idp.rp import InvalidToken, JwksCache, TokenValidator
 from tests.fixtures import LiveServer
@@ -153,7 +154,12 @@ def test_the_superseded_key_retires_itself_once_its_tokens_have_expired(live):
     rotated = idp(env, "keys", "rotate")
     assert rotated.returncode == 0, rotated.stderr
     new = rotated.stdout.split()[0]
-    assert kid_of(service_token(live, svc)) == new
+    # Signing re-reads the key table at most every SIGNING_CHECK_SECONDS (idp/keys/service.py):
+    # a change made by another process (this CLI) signs within that time.
+    deadline = time.monotonic() + SIGNING_CHECK_SECONDS + 2
+    while kid_of(service_token(live, svc)) != new:
+        assert time.monotonic() < deadline, "the rotated key never started signing"
+        time.sleep(0.2)
     keys = keys_json(env)
     retire_at = dt.datetime.fromisoformat(keys[old]["retire_at"])
     # Published for as long as the longest-lived token it may have signed (3600 s) + leeway.
