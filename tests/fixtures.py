@@ -142,6 +142,25 @@ class LiveServer:
     outbox: Outbox
 
 
+def closed_before_sent(app: Flask):  # type: ignore[no-untyped-def]
+    """WSGI wrapper for Werkzeug's test server: read the whole answer and close it before
+    the server writes it. Werkzeug's server closes a response only after draining the
+    socket, which with Chromium can wait until the browser drops the connection; mail
+    queued for after the response (idp/web/requests.py) would wait that long. gunicorn,
+    which serves the product, closes right after writing."""
+
+    def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
+        body = app(environ, start_response)
+        try:
+            return [b"".join(body)]
+        finally:
+            close = getattr(body, "close", None)
+            if close is not None:
+                close()
+
+    return wsgi
+
+
 @pytest.fixture
 def live_server(
     database_url: str, redis_url: str | None, tmp_path: Path, request: pytest.FixtureRequest
@@ -159,7 +178,7 @@ def live_server(
         **overrides,
     )
     application = create_app(settings)
-    server.app = application
+    server.app = closed_before_sent(application)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from idp import create_app
 from tests.conftest import make_settings, truncate_all
-from tests.fixtures import CSRF_RE, LiveServer, Outbox
+from tests.fixtures import CSRF_RE, LiveServer, Outbox, closed_before_sent
 
 PASSWORD = "correct horse battery staple"
 CONFIDENTIAL_REDIRECT = "https://rp.example/callback"
@@ -37,7 +37,7 @@ def start_server(database_url: str, redis_url: str | None, tmp_path: Path, **ove
     values.update(overrides)
     settings = make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, **values)
     application = create_app(settings)
-    server.app = application
+    server.app = closed_before_sent(application)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
