@@ -198,21 +198,30 @@ def csrf(c: httpx.Client, path: str) -> str:
     return match.group(1)
 
 
-def last_link(outbox: Path, to: str, path: str) -> str:
-    for eml in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
-        message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
-        if message["To"] != to:
-            continue
-        body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
-        found = re.findall(r"https?://\S+" + re.escape(path) + r"\S*", body)
-        if found:
-            return str(found[-1])
-    raise RuntimeError(f"no {path} link mailed to {to}")
+def last_link(outbox: Path, to: str, path: str, *, newer_than: float = 0.0, wait: float = 10.0) -> str:
+    """The newest link to ``path`` mailed to ``to`` after ``newer_than`` (a file mtime).
+    The provider mails after answering, so the file may land a moment later: wait."""
+    deadline = time.monotonic() + wait
+    while True:
+        for eml in sorted(outbox.glob("*.eml"), key=lambda p: p.stat().st_mtime, reverse=True):
+            if eml.stat().st_mtime < newer_than:
+                break
+            message = email.message_from_bytes(eml.read_bytes(), policy=email.policy.default)
+            if message["To"] != to:
+                continue
+            body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+            found = re.findall(r"https?://\S+" + re.escape(path) + r"\S*", body)
+            if found:
+                return str(found[-1])
+        if time.monotonic() >= deadline:
+            raise RuntimeError(f"no {path} link mailed to {to}")
+        time.sleep(0.05)
 
 
 def recognise_device(c: httpx.Client, account: Account, outbox: Path, issuer: str) -> None:
+    asked = time.time() - 1.0  # file times are coarse on some filesystems
     c.post("/login/link", data={"csrf_token": csrf(c, "/login/link"), "username": account.email})
-    link = last_link(outbox, account.email, "/login/link/confirm").removeprefix(issuer)
+    link = last_link(outbox, account.email, "/login/link/confirm", newer_than=asked).removeprefix(issuer)
     token = link.split("token=", 1)[1]
     response = c.post("/login/link/confirm", data={"csrf_token": csrf(c, link), "token": token})
     if response.status_code != 302:
