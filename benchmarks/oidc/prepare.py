@@ -4,8 +4,11 @@ Run by run.sh (not measured). For each token: GET the authorization endpoint wit
 signed-in browser session (the first time, sign in through the server's own form:
 idp's /login, or node-oidc-provider's development sign-in page), read the code from the
 redirect, redeem it at the token endpoint with client_secret_basic and the verifier.
+idp asks a password-only sign-in from an unrecognised device for a mailed link (the
+new-device gate, issue 6): the link is read from idp's file outbox (--outbox), as the
+person would read their mail.
 
-    prepare.py ours|node ISSUER CLIENTS_JSON COUNT OUT_FILE [--password-stdin]
+    prepare.py ours|node ISSUER CLIENTS_JSON COUNT OUT_FILE [--password-stdin] [--outbox DIR]
 
 Writes COUNT refresh tokens, one per line, to OUT_FILE.
 """
@@ -13,11 +16,15 @@ Writes COUNT refresh tokens, one per line, to OUT_FILE.
 from __future__ import annotations
 
 import base64
+import email
+import email.policy
 import hashlib
 import json
+import re
 import secrets
 import sys
 import time
+from pathlib import Path
 from html.parser import HTMLParser
 from urllib.parse import parse_qs, urljoin, urlsplit
 
@@ -52,8 +59,10 @@ def pkce() -> tuple[str, str]:
 
 
 class Flow:
-    def __init__(self, kind: str, issuer: str, client: dict, username: str, password: str) -> None:
+    def __init__(self, kind: str, issuer: str, client: dict, username: str, password: str,
+                 outbox: Path | None = None) -> None:
         self.kind = kind
+        self.outbox = outbox
         self.issuer = issuer
         self.client = client
         self.username = username
@@ -77,6 +86,43 @@ class Flow:
         if response.status_code not in (302, 303):
             raise SystemExit(f"{self.kind}: sign-in failed with HTTP {response.status_code}: {response.text[:300]}")
         return response
+
+    def _prove_device(self, url: str) -> None:
+        """idp's new-device gate: ask for the link, read it from the outbox, spend it."""
+        if self.outbox is None:
+            raise SystemExit(f"{self.kind}: the new-device gate needs --outbox")
+        page = self.http.get(url, timeout=10, allow_redirects=False)
+        form = next(f for f in forms_of(page.text) if f["action"].endswith("/login/new-device"))
+        before = time.time() - 1
+        sent = self.http.post(urljoin(page.url, form["action"]), data=form["fields"], timeout=30)
+        if sent.status_code != 200:
+            raise SystemExit(f"{self.kind}: the new-device link was not sent: HTTP {sent.status_code}")
+        link = None
+        for _ in range(50):
+            link = self._mailed_link("/login/link/confirm", since=before)
+            if link:
+                break
+            time.sleep(0.2)
+        if link is None:
+            raise SystemExit(f"{self.kind}: no sign-in link in {self.outbox}")
+        page = self.http.get(link, timeout=10)
+        form = next(f for f in forms_of(page.text) if "token" in f["fields"])
+        confirmed = self.http.post(urljoin(page.url, form["action"] or page.url), data=form["fields"],
+                                   timeout=30, allow_redirects=False)
+        if confirmed.status_code not in (302, 303):
+            raise SystemExit(f"{self.kind}: the sign-in link was refused: HTTP {confirmed.status_code}")
+
+    def _mailed_link(self, path: str, *, since: float) -> str | None:
+        assert self.outbox is not None
+        mails = sorted((p for p in self.outbox.glob("*.eml") if p.stat().st_mtime >= since),
+                       key=lambda p: p.stat().st_mtime, reverse=True)
+        for mail in mails:
+            message = email.message_from_bytes(mail.read_bytes(), policy=email.policy.default)
+            body = message.get_body(preferencelist=("plain",)).get_content()  # type: ignore[union-attr]
+            found = re.findall(r"https?://\S+" + re.escape(path) + r"\S*", body)
+            if found:
+                return found[-1]
+        return None
 
     def code(self) -> tuple[str, str]:
         verifier, challenge = pkce()
@@ -107,6 +153,9 @@ class Flow:
                     raise SystemExit(f"{self.kind}: state did not round-trip")
                 return query["code"][0], verifier
             path = urlsplit(target).path
+            if path == "/login/new-device":
+                self._prove_device(target)
+                return self.code()  # the device is recognised now: start again
             if path.startswith("/login") or path.startswith("/interaction/"):
                 response = self._sign_in(target)
             else:
@@ -136,7 +185,8 @@ def main() -> None:
     kind, issuer, clients_file, count, out = sys.argv[1:6]
     clients = json.loads(open(clients_file).read())
     password = sys.stdin.readline().strip() if "--password-stdin" in sys.argv else "any-password"
-    flow = Flow(kind, issuer, clients["rp"], clients["user"], password)
+    outbox = Path(sys.argv[sys.argv.index("--outbox") + 1]) if "--outbox" in sys.argv else None
+    flow = Flow(kind, issuer, clients["rp"], clients["user"], password, outbox)
     started = time.monotonic()
     tokens = [flow.refresh_token() for _ in range(int(count))]
     with open(out, "w") as f:

@@ -138,7 +138,7 @@ done
 per_server=$((RUNS * 2 * TOKENS_PER_WRK + 1))
 say "obtaining $per_server refresh tokens from each server (authorization code + PKCE)"
 printf '%s\n' "$password" | "$PY" "$HERE/prepare.py" ours "$OURS" "$WORK/ours-clients.json" "$per_server" \
-  "$WORK/ours-refresh-all.txt" --password-stdin
+  "$WORK/ours-refresh-all.txt" --password-stdin --outbox "$IDP_MAIL_OUTBOX"
 "$PY" "$HERE/prepare.py" node "$NODE" "$WORK/node-clients.json" "$per_server" "$WORK/node-refresh-all.txt"
 for s in ours node; do
   head -n 1 "$WORK/$s-refresh-all.txt" >"$WORK/$s-introspect.txt"
@@ -194,7 +194,7 @@ bench_server() {
     "token=$(cat "$WORK/$s-introspect.txt")&token_type_hint=refresh_token"
   if [ "$s" = ours ]; then
     # idp only: node-oidc-provider does not store JWT access tokens, so it cannot
-    # introspect them (active:false); idp checks the signature and the jti record.
+    # introspect them (active:false); idp checks the signature and the jti deny-list.
     local at
     at=$(curl -sf -H "Authorization: $cc" -d grant_type=client_credentials -d scope=api "$url$token" |
       "$PY" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')

@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from authlib.oauth2.rfc6749 import grants
-from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError, InvalidScopeError, OAuth2Error
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import grants as oidc_grants
 
@@ -49,8 +49,10 @@ class S256CodeChallenge(CodeChallenge):
 
 
 class _IssuesOurTokens:
-    """Token issuance shared by every grant: an RFC 9068 JWT access token whose jti is
-    recorded, and for user grants an opaque rotating refresh token (hash stored)."""
+    """Token issuance shared by every grant: an RFC 9068 JWT access token, and for user
+    grants an opaque rotating refresh token (hash stored). An access token issued to a
+    person is recorded by ``jti`` (revocable by session, user, client, family); one
+    issued to a client is not (idp/oauth/store.py: only a revocation writes its row)."""
 
     request: Any
 
@@ -72,17 +74,19 @@ class _IssuesOurTokens:
             granted = list(code.row.resource if code is not None else previous.row.resource)  # type: ignore[union-attr]
             audience = resources.narrowed(requested, granted)
         else:  # client_credentials: the service names the API it calls
-            granted = audience = requested_resources(requested)
+            granted = audience = requested_resources(requested) if requested else []
         minted = s.token_minter.access_token(client=client.row, subject=user, scope=scope, resource=audience)
-        code_id = code.row.id if code else (previous.row.code_id if previous else None)
-        family_id = previous.row.family_id if previous else None
         token: dict[str, Any] = {
             "token_type": "Bearer",
             "access_token": minted.token,
             "expires_in": minted.expires_in,
             "scope": scope,
         }
-        if user is not None and include_refresh_token:
+        if user is None:
+            return token
+        code_id = code.row.id if code else (previous.row.code_id if previous else None)
+        family_id = previous.row.family_id if previous else None
+        if include_refresh_token:
             row, secret = s.oauth_tokens.issue_refresh(
                 client_id=client.id,
                 user_id=user.id,
@@ -101,8 +105,8 @@ class _IssuesOurTokens:
         s.oauth_tokens.record_access_token(
             jti=minted.jti,
             client_id=client.id,
-            user_id=user.id if user else None,
-            session_id=user.session_id if user else None,
+            user_id=user.id,
+            session_id=user.session_id,
             code_id=code_id,
             family_id=family_id,
             issued_at=minted.issued_at,
@@ -198,16 +202,19 @@ class RefreshTokenGrant(_IssuesOurTokens, grants.RefreshTokenGrant):
         value = self.request.form.get("refresh_token")
         if not value:
             raise InvalidRequestError("Missing 'refresh_token' in request.")
-        # A scope check that fails must not burn the token: look before consuming.
-        requested = self.request.payload.scope
-        peek = services().oauth_tokens.find_refresh(value)
-        if peek is not None and requested and not scope_set(requested) <= scope_set(peek.scope):
-            raise InvalidScopeError()
-        if peek is not None:
-            resources.narrowed(flask_request.form.getlist("resource"), peek.resource)
-        token = self.authenticate_refresh_token(value)
+        token = self.authenticate_refresh_token(value)  # consumed here, in one statement
         if token is None:
             raise InvalidGrantError()
+        try:
+            requested = self.request.payload.scope
+            if requested and not scope_set(requested) <= scope_set(token.row.scope):
+                raise InvalidScopeError()
+            resources.narrowed(flask_request.form.getlist("resource"), token.row.resource)
+        except OAuth2Error:
+            # A request refused for its scope or resource must not burn the token: undo
+            # the claim (nothing else has been written in this transaction yet).
+            services().db.rollback()
+            raise
         self.request.refresh_token = token
 
     def authenticate_refresh_token(self, refresh_token: str) -> Refresh | None:
@@ -219,9 +226,11 @@ class RefreshTokenGrant(_IssuesOurTokens, grants.RefreshTokenGrant):
             raise InvalidGrantError("This refresh token was already used; its whole family is revoked.") from None
         return Refresh(row) if row is not None else None
 
-    def authenticate_user(self, refresh_token: Refresh) -> Subject | None:
+    def authenticate_user(self, refresh_token: Refresh) -> Subject:
+        # The claim only matched a token whose account is active: no need to load it.
         row = refresh_token.row
-        return _subject(row.user_id, session_id=row.session_id, auth_time=row.auth_time, amr=row.amr, acr=row.acr)
+        return Subject(user=None, user_id=row.user_id, session_id=row.session_id, auth_time=row.auth_time,
+                       amr=list(row.amr), acr=row.acr)
 
     def revoke_old_credential(self, refresh_token: Refresh) -> None:
         """Nothing to do: the old token was consumed atomically when it was presented."""

@@ -3,11 +3,18 @@
 A protected resource authenticates as a confidential client and may introspect the
 tokens issued to itself; first-party clients (our own resource servers) may introspect
 any. A JWT access token is active only while its signing key is published, it has not
-expired, and its ``jti`` has not been revoked (replay, reuse, logout, revocation).
+expired, its client is enabled, and it has not been revoked: a person's token needs its
+unrevoked record (replay, reuse, logout, reset and revocation set ``revoked_at``); a
+client's token (client_credentials) has no record unless RFC 7009 revoked it
+(idp/oauth/store.py).
+
+Introspection only reads, so its statements run without a transaction (one round trip
+each instead of BEGIN, statement, ROLLBACK): ``read_only_database``.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,9 +23,10 @@ from flask import Blueprint
 
 from idp.db import utcnow
 from idp.keys.jose import InvalidJwt
-from idp.models import IssuedAccessToken, RefreshToken
 from idp.oauth.models import Client
-from idp.oauth.server import authorization_server, body_only_problem, json_error
+from idp.oauth.server import authorization_server, body_only_problem, json_error, read_only_database
+from idp.oauth.store import RefreshRecord
+from idp.oauth.tokens import is_client_token
 from idp.web.requests import services
 
 bp = Blueprint("oauth_introspection", __name__)
@@ -27,7 +35,9 @@ bp = Blueprint("oauth_introspection", __name__)
 @dataclass
 class PresentedAccessToken:
     claims: dict[str, Any]
-    record: IssuedAccessToken | None
+    # The person it was issued to (None: a client's own token), and whether it is live.
+    user_id: str | None
+    active: bool
 
     @property
     def client_id(self) -> str:
@@ -40,19 +50,19 @@ class PresentedAccessToken:
         return str(self.claims.get("scope", ""))
 
     def is_expired(self) -> bool:
-        return self.record is None or utcnow() >= self.record.expires_at
+        return int(time.time()) >= self.claims["exp"]  # verified to be an int
 
     def audience_is(self, resource_uri: str | None) -> bool:
         aud = self.claims.get("aud")
         return resource_uri is not None and (aud == resource_uri or (isinstance(aud, list) and resource_uri in aud))
 
     def is_revoked(self) -> bool:
-        return self.record is None or self.record.revoked_at is not None
+        return not self.active
 
 
 @dataclass
 class PresentedRefreshToken:
-    row: RefreshToken
+    row: RefreshRecord
 
     @property
     def client_id(self) -> str:
@@ -79,13 +89,24 @@ def lookup_token(value: object) -> PresentedAccessToken | PresentedRefreshToken 
     """Find a token by its value, whatever the hint says (RFC 7009 §2.1 allows that)."""
     if not isinstance(value, str) or not value or len(value) > 8192:
         return None
+    s = services()
     if value.count(".") == 2:
         try:
-            claims = services().token_minter.verify(value)
+            claims = s.token_minter.verify(value)
         except InvalidJwt:
             return None
-        return PresentedAccessToken(claims=claims, record=services().oauth_tokens.access_token(claims.get("jti")))
-    row = services().oauth_tokens.find_refresh(value)
+        if s.clients.get(claims.get("client_id")) is None:
+            return None  # a disabled client's tokens die with it
+        record = s.oauth_tokens.access_token_record(claims.get("jti"))
+        if is_client_token(claims):
+            # No record unless revoked (RFC 7009); rows from before that rule are live ones.
+            return PresentedAccessToken(claims, user_id=None, active=record is None or record.revoked_at is None)
+        live = (
+            record is not None and record.revoked_at is None and utcnow() < record.expires_at
+            and record.user_id is not None and record.user_id == claims.get("sub")
+        )
+        return PresentedAccessToken(claims, user_id=record.user_id if live else None, active=live)  # type: ignore[union-attr]
+    row = s.oauth_tokens.find_refresh(value)
     return PresentedRefreshToken(row) if row is not None else None
 
 
@@ -126,4 +147,5 @@ def introspect():  # type: ignore[no-untyped-def]
     problem = body_only_problem()
     if problem:
         return json_error(400, "invalid_request", problem)
+    read_only_database()
     return authorization_server().create_endpoint_response(IntrospectionEndpoint.ENDPOINT_NAME)

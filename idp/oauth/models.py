@@ -12,12 +12,15 @@ from typing import Any
 from authlib.oauth2.rfc6749 import ClientMixin
 from authlib.oidc.core import AuthorizationCodeMixin
 
-from idp.clients.service import ClientService, redirect_uri_matches
-from idp.models import AuthorizationCode, OAuthClient, RefreshToken
+from idp.clients.service import ClientInfo, ClientService, redirect_uri_matches
+from idp.models import AuthorizationCode
+from idp.oauth.store import ClaimedRefresh
 
 
 class Client(ClientMixin):
-    def __init__(self, row: OAuthClient, service: ClientService) -> None:
+    """A registered client, from ClientService's read-only snapshot (no database here)."""
+
+    def __init__(self, row: ClientInfo, service: ClientService) -> None:
         self.row = row
         self._service = service
 
@@ -99,7 +102,7 @@ class Code(AuthorizationCodeMixin):
 class Refresh:
     """A consumed refresh token on its way to rotation (Authlib's TokenMixin subset)."""
 
-    row: RefreshToken
+    row: ClaimedRefresh
     client_id: str = field(init=False)
 
     def __post_init__(self) -> None:

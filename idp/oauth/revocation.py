@@ -7,6 +7,7 @@ Unknown tokens get 200, as §2.2 requires. Public clients may revoke their own t
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from authlib.oauth2.rfc7009 import RevocationEndpoint as _RevocationEndpoint
@@ -14,6 +15,7 @@ from flask import Blueprint
 
 from idp.oauth.introspection import PresentedAccessToken, lookup_token
 from idp.oauth.server import authorization_server, body_only_problem, json_error
+from idp.oauth.tokens import is_client_token
 from idp.web.requests import request_context, services
 
 bp = Blueprint("oauth_revocation", __name__)
@@ -28,7 +30,12 @@ class RevocationEndpoint(_RevocationEndpoint):
     def revoke_token(self, token: Any, request: Any) -> None:
         store = services().oauth_tokens
         if isinstance(token, PresentedAccessToken):
-            count = store.revoke_access_token(str(token.claims.get("jti")))
+            claims = token.claims
+            count = store.revoke_access_token(
+                str(claims.get("jti")), client_id=token.client_id,
+                # A client's token has no row to update: its revoked row lives until exp.
+                expires_at=dt.datetime.fromtimestamp(claims["exp"], dt.UTC) if is_client_token(claims) else None,
+            )
             kind = "access_token"
         else:
             count = store.revoke_family(token.row.family_id)

@@ -22,8 +22,9 @@ MAX_PARAMS = 40
 
 class AuthorizationServer(FlaskAuthorizationServer):
     def query_client(self, client_id: str) -> Client | None:
-        row = services().clients.get(client_id)
-        return Client(row, services().clients) if row is not None else None
+        clients = services().clients
+        info = clients.get(client_id)  # from the process's client cache: no database
+        return Client(info, clients) if info is not None else None
 
     def save_token(self, token: dict[str, Any], request: Any) -> None:  # pragma: no cover
         raise AssertionError("grants store their own tokens (idp/oauth/grants.py)")
@@ -65,6 +66,16 @@ def init_app(app: Flask) -> None:
 
 
 # ------------------------------------------------------------------ helpers
+def read_only_database() -> None:
+    """For endpoints that only read (introspection, userinfo): run this request's
+    statements in autocommit, one round trip each, instead of BEGIN + statement +
+    ROLLBACK. Called before the request's first statement; never where anything is
+    written, since autocommit would give up the atomicity of several writes."""
+    db = services().db
+    if not db.in_transaction():
+        db.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+
+
 def json_error(status: int, error: str, description: str, headers: dict[str, str] | None = None) -> Response:
     response = jsonify(error=error, error_description=description)
     response.status_code = status

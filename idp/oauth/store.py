@@ -5,15 +5,24 @@ revocation cascades between them. No Flask, no Authlib: the grants call this.
   redemption revokes every token issued from it (RFC 6749 §10.5, RFC 9700 §4.5).
 - A refresh token is rotated at every use; presenting a rotated one revokes its whole
   family and writes ``oauth.refresh_reused`` (RFC 9700 §4.14.2).
+- Access tokens issued to a person have a row (``oauth_access_tokens``): logout, a
+  password reset, withdrawn consent or a replayed code revoke them by session, user,
+  client or family, and back-channel logout finds a session's clients through them.
+  Access tokens issued to a client (client_credentials) have no row until one is revoked
+  (RFC 7009): then a row with ``revoked_at`` set is the deny-list entry for that ``jti``.
+  Nothing else can revoke them (no session, no user), and writing a row per token was
+  most of the cost of the grant (issue 3, done-when 4).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, exists, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -21,7 +30,7 @@ from idp.audit import AuditService
 from idp.context import RequestContext
 from idp.crypto.tokens import new_secret, sha256_hex
 from idp.db import random_id, utcnow
-from idp.models import AuthorizationCode, IssuedAccessToken, RefreshToken
+from idp.models import AuthorizationCode, IssuedAccessToken, RefreshToken, User
 
 # RFC 9700 §4.5 / OAuth 2.1 §4.1.2: codes live seconds, not the 10 minutes 6749 allows.
 CODE_SECONDS = 60
@@ -32,6 +41,98 @@ MAX_TOKEN_LENGTH = 512
 
 class ReplayDetected(Exception):
     """A one-time credential was presented again; what it led to has been revoked."""
+
+
+@dataclass(frozen=True)
+class ClaimedRefresh:
+    """A refresh token consumed for rotation: what the grant needs of its row, no more."""
+
+    id: str
+    family_id: str
+    client_id: str
+    user_id: str
+    session_id: str | None
+    code_id: str | None
+    scope: str
+    resource: list[str]
+    auth_time: dt.datetime
+    amr: list[str]
+    acr: str
+    expires_at: dt.datetime
+    used_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class IssuedRefresh:
+    """A refresh-token row just written (the secret itself is returned beside it)."""
+
+    id: str
+    family_id: str
+    token_hash: str
+    expires_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class RefreshRecord:
+    """A stored refresh token as introspection and revocation read it."""
+
+    family_id: str
+    client_id: str
+    user_id: str
+    scope: str
+    resource: list[str]
+    auth_time: dt.datetime
+    acr: str
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+    revoked_at: dt.datetime | None
+
+
+@dataclass(frozen=True)
+class AccessTokenRecord:
+    """The row of an access token, as introspection and userinfo read it."""
+
+    user_id: str | None
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+# The statements of the token and introspection endpoints, built once: constructing a
+# SQLAlchemy statement per request cost more CPU than running it (issue 3). Core
+# statements on the tables, with bound parameters; SQLAlchemy caches their SQL.
+_refresh = RefreshToken.__table__
+_access = IssuedAccessToken.__table__
+_users = User.__table__
+
+# Consume a live, unused refresh token of this client whose account is active, and read
+# what the grant needs, in one round trip (RFC 9700 section 4.14.2: of two concurrent
+# uses exactly one matches).
+_CLAIM_REFRESH = (
+    update(_refresh)
+    .where(
+        _refresh.c.token_hash == bindparam("p_hash"),
+        _refresh.c.client_id == bindparam("p_client"),
+        _refresh.c.used_at.is_(None),
+        _refresh.c.revoked_at.is_(None),
+        _refresh.c.expires_at > bindparam("p_now"),
+        exists().where(_users.c.id == _refresh.c.user_id, _users.c.disabled_at.is_(None)),
+    )
+    .values(used_at=bindparam("p_used"))
+    .returning(*(_refresh.c[name] for name in ClaimedRefresh.__dataclass_fields__ if name != "used_at"))
+)
+_REFRESH_STATE = select(
+    _refresh.c.client_id, _refresh.c.used_at, _refresh.c.revoked_at, _refresh.c.family_id,
+    _refresh.c.user_id, _refresh.c.session_id,
+).where(_refresh.c.token_hash == bindparam("p_hash"))
+_FIND_REFRESH = select(*(_refresh.c[name] for name in RefreshRecord.__dataclass_fields__)).where(
+    _refresh.c.token_hash == bindparam("p_hash")
+)
+_INSERT_REFRESH = insert(_refresh)
+_INSERT_ACCESS = insert(_access)
+_ACCESS_RECORD = select(_access.c.user_id, _access.c.expires_at, _access.c.revoked_at).where(
+    _access.c.jti == bindparam("p_jti")
+)
 
 
 class TokenStore:
@@ -140,15 +241,14 @@ class TokenStore:
         issued_at: dt.datetime,
         expires_at: dt.datetime,
     ) -> None:
-        self.db.add(
-            IssuedAccessToken(
-                jti=jti, client_id=client_id, user_id=user_id, session_id=session_id, code_id=code_id,
-                family_id=family_id, issued_at=issued_at, expires_at=expires_at,
-            )
-        )
+        self.db.execute(_INSERT_ACCESS, {
+            "jti": jti, "client_id": client_id, "user_id": user_id, "session_id": session_id, "code_id": code_id,
+            "family_id": family_id, "issued_at": issued_at, "expires_at": expires_at, "revoked_at": None,
+        })
 
     def access_token(self, jti: object) -> IssuedAccessToken | None:
-        """The record of a live (unrevoked, unexpired) access token."""
+        """The record of a live (unrevoked, unexpired) access token issued to a person.
+        None for anything else, client_credentials tokens included (they have no row)."""
         if not isinstance(jti, str) or not jti or len(jti) > 64:
             return None
         row = self.db.get(IssuedAccessToken, jti)
@@ -156,8 +256,28 @@ class TokenStore:
             return None
         return row
 
-    def revoke_access_token(self, jti: str) -> int:
-        return self._revoke_access(IssuedAccessToken.jti == jti)
+    def access_token_record(self, jti: object) -> AccessTokenRecord | None:
+        """The row of ``jti`` whatever its state, read as three columns (introspection)."""
+        if not isinstance(jti, str) or not jti or len(jti) > 64:
+            return None
+        row = self.db.execute(_ACCESS_RECORD, {"p_jti": jti}).first()
+        return AccessTokenRecord(*row) if row is not None else None
+
+    def revoke_access_token(
+        self, jti: str, *, client_id: str | None = None, expires_at: dt.datetime | None = None
+    ) -> int:
+        """Revoke one access token (RFC 7009). A client_credentials token has no row: given
+        its ``client_id`` and ``expires_at`` (from its verified claims), a revoked row is
+        written for it, which introspection reads as the deny-list entry."""
+        count = self._revoke_access(IssuedAccessToken.jti == jti)
+        if count or client_id is None or expires_at is None:
+            return count
+        now = utcnow()
+        values = dict(jti=jti, client_id=client_id, issued_at=now, expires_at=expires_at, revoked_at=now)
+        dialect = self.db.get_bind().dialect.name
+        upsert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_access)
+        # Two revocations of one token at once: the second finds the row already there.
+        return self.db.execute(upsert.values(**values).on_conflict_do_nothing()).rowcount or 0
 
     # ------------------------------------------------------------ refresh tokens
     def issue_refresh(
@@ -174,53 +294,65 @@ class TokenStore:
         acr: str,
         expires_at: dt.datetime | None = None,
         resource: list[str] | None = None,
-    ) -> tuple[RefreshToken, str]:
+    ) -> tuple[IssuedRefresh, str]:
         secret = new_secret()
         now = utcnow()
-        row = RefreshToken(
-            token_hash=sha256_hex(secret),
-            family_id=family_id or random_id(),
-            client_id=client_id,
-            user_id=user_id,
-            session_id=session_id,
-            code_id=code_id,
-            scope=scope,
-            resource=list(resource or []),
-            auth_time=auth_time,
-            amr=list(amr),
-            acr=acr,
-            created_at=now,
-            expires_at=expires_at or now + dt.timedelta(seconds=REFRESH_SECONDS),
-        )
-        self.db.add(row)
-        self.db.flush()
-        return row, secret
+        values = {
+            "id": random_id(),
+            "token_hash": sha256_hex(secret),
+            "family_id": family_id or random_id(),
+            "client_id": client_id,
+            "user_id": user_id,
+            "session_id": session_id,
+            "code_id": code_id,
+            "scope": scope,
+            "resource": list(resource or []),
+            "auth_time": auth_time,
+            "amr": list(amr),
+            "acr": acr,
+            "created_at": now,
+            "expires_at": expires_at or now + dt.timedelta(seconds=REFRESH_SECONDS),
+            "used_at": None,
+            "revoked_at": None,
+        }
+        self.db.execute(_INSERT_REFRESH, values)
+        return IssuedRefresh(values["id"], values["family_id"], values["token_hash"], values["expires_at"]), secret
 
-    def find_refresh(self, token: object) -> RefreshToken | None:
+    def find_refresh(self, token: object) -> RefreshRecord | None:
+        """A refresh token by its value, whatever its state (introspection, revocation)."""
         if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             return None
-        return self.db.scalar(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token)))
+        row = self.db.execute(_FIND_REFRESH, {"p_hash": sha256_hex(token)}).first()
+        return RefreshRecord(*row) if row is not None else None
 
-    def refresh_active(self, row: RefreshToken) -> bool:
-        return row.used_at is None and row.revoked_at is None and utcnow() < row.expires_at
-
-    def use_refresh(self, token: object, *, client_id: str, ctx: RequestContext | None) -> RefreshToken | None:
+    def use_refresh(self, token: object, *, client_id: str, ctx: RequestContext | None) -> ClaimedRefresh | None:
         """Consume a refresh token for rotation. None when unknown, another client's,
-        revoked or expired; ReplayDetected (after revoking the family) when rotated before."""
-        row = self.find_refresh(token)
-        if row is None or row.client_id != client_id or row.revoked_at is not None:
+        revoked or expired, or its account is disabled; ReplayDetected (after revoking
+        the family) when rotated before.
+
+        One statement in the usual case: an UPDATE that only a live, unused token of this
+        client whose account is active matches, returning what the grant needs (RFC 9700
+        section 4.14.2: of two concurrent uses exactly one wins). Only when it matches
+        nothing does a SELECT tell a replay from an unknown or dead token.
+        """
+        if not isinstance(token, str) or not token or len(token) > MAX_TOKEN_LENGTH:
             return None
+        token_hash = sha256_hex(token)
         now = utcnow()
-        if row.used_at is None and now >= row.expires_at:
-            return None
-        if not self._claim_once(row, now, RefreshToken.revoked_at.is_(None)):
-            count = self.revoke_family(row.family_id)
-            self.audit.record(
-                "oauth.refresh_reused", ctx=ctx, user_id=row.user_id, session_id=row.session_id,
-                client_id=client_id, family_id=row.family_id, revoked=count,
-            )
-            raise ReplayDetected(row.family_id)
-        return row
+        claimed = self.db.execute(
+            _CLAIM_REFRESH, {"p_hash": token_hash, "p_client": client_id, "p_now": now, "p_used": now}
+        ).first()
+        if claimed is not None:
+            return ClaimedRefresh(*claimed, used_at=now)
+        row = self.db.execute(_REFRESH_STATE, {"p_hash": token_hash}).first()
+        if row is None or row.client_id != client_id or row.revoked_at is not None or row.used_at is None:
+            return None  # unknown, another client's, revoked, expired or its account disabled
+        count = self.revoke_family(row.family_id)
+        self.audit.record(
+            "oauth.refresh_reused", ctx=ctx, user_id=row.user_id, session_id=row.session_id,
+            client_id=client_id, family_id=row.family_id, revoked=count,
+        )
+        raise ReplayDetected(row.family_id)
 
     def revoke_family(self, family_id: str) -> int:
         count = self._revoke_family_rows(family_id)

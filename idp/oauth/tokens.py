@@ -18,8 +18,10 @@ from idp.assurance import with_mfa_marker
 from idp.keys import KeyService
 from idp.keys import jose
 from idp.keys.jose import InvalidJwt
-from idp.models import OAuthClient, User
+from idp.keys.service import SIGNING_CHECK_SECONDS
+from idp.clients.service import ClientInfo
 from idp.db import random_id
+from idp.models import User
 
 ACCESS_TOKEN_TYP = "at+jwt"
 ID_TOKEN_SECONDS = 600
@@ -31,21 +33,38 @@ LEEWAY_SECONDS = 30
 class Subject:
     """The signed-in person as a grant sees them: who, and how they proved it.
 
-    Authlib calls this "user"; ``get_user_id`` is the one method it needs.
+    Authlib calls this "user"; ``get_user_id`` is the one method it needs. ``user`` is
+    the account row when claims about the person are needed (ID token); a refresh grant,
+    which mints only an access token, gives ``user_id`` instead and loads nothing.
     """
 
-    user: User = field(repr=False)
+    user: User | None = field(repr=False)
     session_id: str | None
     auth_time: dt.datetime
     amr: list[str]
     acr: str
+    user_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.user_id:
+            if self.user is None:
+                raise ValueError("a Subject needs the user or the user id")
+            object.__setattr__(self, "user_id", self.user.id)
 
     def get_user_id(self) -> str:
-        return self.user.id
+        return self.user_id
 
     @property
     def id(self) -> str:
-        return self.user.id
+        return self.user_id
+
+
+def is_client_token(claims: dict[str, Any]) -> bool:
+    """An access token issued to a client itself (client_credentials), not to a person:
+    ``access_token`` below gives a person's token auth_time, acr and amr, and a client's
+    token its own id as ``sub``. Anything else counts as a person's token (which must
+    have a live record), so a doubtful token fails closed."""
+    return "auth_time" not in claims and claims.get("sub") == claims.get("client_id")
 
 
 @dataclass(frozen=True)
@@ -72,7 +91,7 @@ class TokenMinter:
         self.issuer = issuer
 
     def access_token(
-        self, *, client: OAuthClient, subject: Subject | None, scope: str, resource: list[str] | None = None
+        self, *, client: ClientInfo, subject: Subject | None, scope: str, resource: list[str] | None = None
     ) -> MintedAccessToken:
         now = int(time.time())
         lifetime = client.access_token_seconds
@@ -82,7 +101,7 @@ class TokenMinter:
             # RFC 9068 §3 and RFC 8707: the API(s) the client asked for; without a
             # resource indicator, the client itself.
             "aud": (resource[0] if len(resource) == 1 else list(resource)) if resource else client.id,
-            "sub": subject.user.id if subject else client.id,
+            "sub": subject.id if subject else client.id,
             "client_id": client.id,
             "iat": now,
             "exp": now + lifetime,
@@ -93,7 +112,9 @@ class TokenMinter:
             claims["auth_time"] = int(subject.auth_time.timestamp())
             claims["acr"] = subject.acr
             claims["amr"] = with_mfa_marker(subject.amr)
-        key = self.keys.ring().signer(jose.DEFAULT_ALGORITHM)
+        # Signing may use a ring checked against the database up to a few seconds ago
+        # (idp/keys/service.py): not one query per token; verifying checks every time.
+        key = self.keys.ring(max_unchecked_seconds=SIGNING_CHECK_SECONDS).signer(jose.DEFAULT_ALGORITHM)
         token = jose.sign(claims, key=key.private, alg=key.alg, kid=key.kid, typ=ACCESS_TOKEN_TYP)
         return MintedAccessToken(
             token=token,
@@ -106,7 +127,7 @@ class TokenMinter:
     def id_token(
         self,
         *,
-        client: OAuthClient,
+        client: ClientInfo,
         subject: Subject,
         scope: str,
         nonce: str | None,
@@ -114,7 +135,7 @@ class TokenMinter:
     ) -> str:
         """OIDC Core §2 and §3.1.3.6: signed with the client's registered algorithm."""
         alg = client.id_token_alg if client.id_token_alg in jose.ALGORITHMS else jose.DEFAULT_ALGORITHM
-        key = self.keys.ring().signer(alg)
+        key = self.keys.ring(max_unchecked_seconds=SIGNING_CHECK_SECONDS).signer(alg)
         now = int(time.time())
         claims: dict[str, Any] = {
             "iss": self.issuer,
@@ -133,6 +154,8 @@ class TokenMinter:
             # OIDC Core §3.1.3.6: left half of the hash that matches the JWS alg
             # (SHA-256 for ES256, SHA-512 for EdDSA with Ed25519).
             claims["at_hash"] = create_half_hash(access_token, alg).decode()
+        if subject.user is None:
+            raise ValueError("an ID token needs the account row")
         claims.update(user_claims(subject.user, scope))
         return jose.sign(claims, key=key.private, alg=key.alg, kid=key.kid, typ="JWT")
 

@@ -16,7 +16,7 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator, InvalidTokenError
 from flask import Blueprint, jsonify, request
 
 from idp.oauth.introspection import PresentedAccessToken, lookup_token
-from idp.oauth.server import cors, oauth_error_response, preflight
+from idp.oauth.server import cors, oauth_error_response, preflight, read_only_database
 from idp.oauth.tokens import user_claims
 from idp.web.requests import services
 
@@ -37,9 +37,10 @@ protector.register_token_validator(AccessTokenValidator())
 def userinfo():  # type: ignore[no-untyped-def]
     if request.method == "OPTIONS":
         return preflight("GET, POST")
+    read_only_database()
     try:
         token = protector.validate_request(scopes=["openid"], request=FlaskJsonRequest(request))
-        user = services().accounts.get(token.claims.get("sub")) if token.record.user_id else None
+        user = services().accounts.get(token.user_id) if token.user_id else None
         if user is None or not user.active:
             raise InvalidTokenError()
     except OAuth2Error as error:

@@ -21,6 +21,7 @@ working the same way.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -96,6 +97,27 @@ def _key() -> str:
     return client_ip() or "unknown"
 
 
+def _check_only_in_decorators(app: Flask, limiter: Limiter) -> None:
+    """Drop flask-limiter's own before/after-request hooks.
+
+    Every limit here is a ``shared_limit`` wrapped around a view (below); there are no
+    default, application-wide or blueprint limits. The before-request hook would resolve
+    and filter the limits of every request a second time (it was about a fifth of the
+    CPU of a token request, issue 3) only to find nothing to check, and the after-request
+    hook only adds headers, which are disabled. The teardown hook that resets the
+    limiter's per-request context stays.
+    """
+    check = limiter._check_request_limit
+    before = app.before_request_funcs.get(None, [])
+    after = app.after_request_funcs.get(None, [])
+    app.before_request_funcs[None] = [f for f in before if f != check]
+    app.after_request_funcs[None] = [
+        f for f in after if not (isinstance(f, functools.partial) and f.args == (limiter,))
+    ]
+    if len(app.before_request_funcs[None]) != len(before) - 1 or len(app.after_request_funcs[None]) != len(after) - 1:
+        raise RuntimeError("flask-limiter's request hooks were not where expected; check its version")
+
+
 def init_app(app: Flask) -> None:
     registry = app.extensions["idp"]
     s = registry.settings
@@ -113,6 +135,7 @@ def init_app(app: Flask) -> None:
         headers_enabled=False,  # Retry-After is set on the 429 below; no per-response chatter
     )
     limiter.init_app(app)
+    _check_only_in_decorators(app, limiter)
     applied: dict[str, str] = {}
     lock = threading.Lock()
 
@@ -129,12 +152,18 @@ def init_app(app: Flask) -> None:
         apply(endpoint)
     app.extensions["rate_limits"] = {"limiter": limiter, "applied": applied}
 
+    unlimited: set[str] = set()  # endpoints no pattern matches: not matched again per request
+
     @app.before_request
     def _late_registrations() -> None:
         # A view registered after init_app (create_app edited out of order) is limited
         # at its first request rather than never; dispatch reads view_functions after this.
         endpoint = request.endpoint
-        if endpoint and endpoint not in applied and limit_for(endpoint) is not None:
+        if not endpoint or endpoint in applied or endpoint in unlimited:
+            return
+        if limit_for(endpoint) is None:
+            unlimited.add(endpoint)
+        else:
             with lock:
                 if endpoint not in applied:
                     current_app.logger.error("rate limit applied late to %s: call protection.init_app last", endpoint)

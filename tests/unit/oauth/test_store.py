@@ -57,8 +57,7 @@ def test_code_is_single_use_and_replay_revokes_what_it_issued(svc):
         svc.oauth_tokens.redeem_code("the-code", client_id=svc.client.id, ctx=None)
     svc.db.commit()
     assert svc.oauth_tokens.access_token("jti-1") is None
-    svc.db.refresh(refresh)
-    assert refresh.revoked_at is not None
+    assert svc.db.get(RefreshToken, refresh.id).revoked_at is not None
     assert svc.db.scalar(select(AuditEvent).where(AuditEvent.event == "oauth.code_replayed")) is not None
 
 
