@@ -14,11 +14,13 @@ def test_healthz_and_readyz_with_a_working_database(client):
     assert ready.headers["Cache-Control"] == "no-store"
 
 
-def test_readyz_fails_when_the_database_is_unreachable(tmp_path, redis_url):
+def test_readyz_fails_when_the_database_is_unreachable(tmp_path, redis_url, monkeypatch):
     # Nothing listens on port 1: a load balancer must take this instance out of rotation.
     app = create_app(make_settings(database_url="postgresql://nobody@127.0.0.1:1/idp", redis_url=redis_url,
                                    tmp_path=tmp_path))
-    app.logger.disabled = True  # the failure is logged by design; keep the test output clean
+    # The failure is logged by design; keep the test output clean. app.logger is the
+    # process-wide "idp" logger: monkeypatch puts it back, or later tests lose its records.
+    monkeypatch.setattr(app.logger, "disabled", True)
     try:
         client = app.test_client()
         assert client.get("/healthz").status_code == 200
