@@ -22,14 +22,18 @@ run: $(STAMP)
 	$(BIN)/idp clients demo
 	$(BIN)/idp serve --host 127.0.0.1 --port 5000
 
-## test: the whole suite twice, against SQLite and against PostgreSQL + Redis
-test: $(STAMP) browser-deps test-sqlite test-postgres
+## test: the whole suite twice, against SQLite and against PostgreSQL + Redis, both at
+## once (each run is mostly one core; the two share nothing but the machine). Each
+## run's output is printed whole when it ends (--output-sync).
+test: $(STAMP) browser-deps
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-sqlite test-postgres
 
+# Separate temporary folders: two pytest sessions at once must not prune each other's.
 test-sqlite: $(STAMP)
-	IDP_TEST_DATABASE=sqlite $(BIN)/pytest $(PYTEST_ARGS)
+	IDP_TEST_DATABASE=sqlite $(BIN)/pytest --basetemp=.pytest-tmp/sqlite $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
-	IDP_TEST_DATABASE=postgresql $(BIN)/pytest $(PYTEST_ARGS)
+	IDP_TEST_DATABASE=postgresql $(BIN)/pytest --basetemp=.pytest-tmp/postgresql $(PYTEST_ARGS)
 
 browser-deps:
 	bash scripts/install-browser.sh
@@ -45,4 +49,4 @@ demo: $(STAMP)
 	$(BIN)/python -m examples.demo
 
 clean:
-	rm -rf $(VENV) instance .pytest_cache
+	rm -rf $(VENV) instance .pytest_cache .pytest-tmp
