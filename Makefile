@@ -30,9 +30,11 @@ test: $(STAMP) browser-deps
 
 # Separate temporary folders: two pytest sessions at once must not prune each other's.
 test-sqlite: $(STAMP)
+	mkdir -p .pytest-tmp
 	IDP_TEST_DATABASE=sqlite $(BIN)/pytest --basetemp=.pytest-tmp/sqlite $(PYTEST_ARGS)
 
 test-postgres: $(STAMP)
+	mkdir -p .pytest-tmp
 	IDP_TEST_DATABASE=postgresql $(BIN)/pytest --basetemp=.pytest-tmp/postgresql $(PYTEST_ARGS)
 
 browser-deps:
