@@ -6,6 +6,7 @@ import email
 import email.policy
 import hashlib
 import io
+import os
 import random
 import re
 import threading
@@ -140,6 +141,30 @@ class LiveServer:
     app: Flask
     settings: Settings
     outbox: Outbox
+
+
+def cli_environment(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment for running the `idp` command against the same database, keys and
+    outbox as ``settings`` (nothing inherited but PATH), with test-cheap argon2."""
+    values = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "IDP_ENV": "testing",
+        "IDP_ISSUER": settings.issuer,
+        "IDP_DATABASE_URL": settings.database_url,
+        "IDP_KEYS_DIR": str(settings.keys_dir),
+        "IDP_MAIL_OUTBOX": str(settings.mail_outbox),
+        "IDP_ARGON2_TIME_COST": "1",
+        "IDP_ARGON2_MEMORY_KIB": "8",
+        "IDP_ARGON2_PARALLELISM": "1",
+        "IDP_BREACHED_CORPUS": str(settings.breached_corpus),
+        "IDP_KEY_UPCOMING_SECONDS": str(settings.key_upcoming_seconds),
+        "IDP_KEY_ROTATION_DAYS": str(settings.key_rotation_days),
+        "IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS": str(settings.backchannel_logout_timeout_ms),
+    }
+    if settings.redis_url:
+        values["IDP_REDIS_URL"] = settings.redis_url
+    values.update(extra)
+    return values
 
 
 def closed_before_sent(app: Flask):  # type: ignore[no-untyped-def]

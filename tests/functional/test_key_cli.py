@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,28 +14,13 @@ from sqlalchemy import select
 
 from idp.models import AuditEvent, SigningKey
 from idp.settings import Settings
+from tests.fixtures import cli_environment
 
 IDP = Path(sys.executable).with_name("idp")  # the console script pip installed
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
-    values = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_ENV": "testing",
-        "IDP_ISSUER": settings.issuer,
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEYS_DIR": str(settings.keys_dir),
-        "IDP_MAIL_OUTBOX": str(settings.mail_outbox),
-        "IDP_ARGON2_TIME_COST": "1",
-        "IDP_ARGON2_MEMORY_KIB": "8",
-        "IDP_ARGON2_PARALLELISM": "1",
-        "IDP_KEY_UPCOMING_SECONDS": str(settings.key_upcoming_seconds),
-        "IDP_KEY_ROTATION_DAYS": str(settings.key_rotation_days),
-    }
-    if settings.redis_url:
-        values["IDP_REDIS_URL"] = settings.redis_url
-    values.update(extra)
-    return values
+    return cli_environment(settings, **extra)
 
 
 def idp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import html
 import json
-import os
 import re
 import secrets
 import subprocess
@@ -37,7 +36,7 @@ from idp.keys import jose
 from idp.models import AuditEvent
 from idp.notify.queue import MailQueue
 from idp.oauth.backchannel import default_dispatcher
-from tests.fixtures import LiveServer
+from tests.fixtures import LiveServer, cli_environment
 from tests.functional.oauth.conftest import Browser, Registered, make_user, obtain, register, start_server
 
 try:  # the relying-party kit (idp.rp), when present: what a real RP of ours would use
@@ -292,23 +291,7 @@ def settle(timeout: float = 10.0) -> None:
 
 
 def cli_env(live: LiveServer) -> dict[str, str]:
-    s = live.settings
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_ENV": "testing",
-        "IDP_ISSUER": s.issuer,
-        "IDP_DATABASE_URL": s.database_url,
-        "IDP_KEYS_DIR": str(s.keys_dir),
-        "IDP_MAIL_OUTBOX": str(s.mail_outbox),
-        "IDP_ARGON2_TIME_COST": "1",
-        "IDP_ARGON2_MEMORY_KIB": "8",
-        "IDP_ARGON2_PARALLELISM": "1",
-        "IDP_BREACHED_CORPUS": str(s.breached_corpus),
-        "IDP_BACKCHANNEL_LOGOUT_TIMEOUT_MS": str(s.backchannel_logout_timeout_ms),
-    }
-    if s.redis_url:
-        env["IDP_REDIS_URL"] = s.redis_url
-    return env
+    return cli_environment(live.settings)
 
 
 def force_reset_cli(live: LiveServer, email: str) -> subprocess.CompletedProcess[str]:

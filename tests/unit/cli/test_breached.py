@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import hibp_lines
+from tests.fixtures import cli_environment, hibp_lines
 
 BREACHED = "tangerine submarine forever 1987"
 GOOD = "ferret mandolin quietly orbits"
@@ -20,21 +20,7 @@ IDP = [sys.executable, "-c", "from idp.cli import main; main()"]
 
 @pytest.fixture
 def env(settings, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    values = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_ENV": "testing",
-        "IDP_ISSUER": settings.issuer,
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEYS_DIR": str(settings.keys_dir),
-        "IDP_MAIL_OUTBOX": str(settings.mail_outbox),
-        "IDP_ARGON2_TIME_COST": "1",
-        "IDP_ARGON2_MEMORY_KIB": "8",
-        "IDP_ARGON2_PARALLELISM": "1",
-        "IDP_BREACHED_CORPUS": str(tmp_path / "corpus" / "breached.idpbf"),
-    }
-    if settings.redis_url:
-        values["IDP_REDIS_URL"] = settings.redis_url
-    return values
+    return cli_environment(settings, IDP_BREACHED_CORPUS=str(tmp_path / "corpus" / "breached.idpbf"))
 
 
 def idp(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:

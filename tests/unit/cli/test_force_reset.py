@@ -12,7 +12,6 @@ import datetime as dt
 import email
 import email.policy
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -23,6 +22,7 @@ from sqlalchemy import func, insert, select
 
 from idp.db import random_id, utcnow
 from idp.models import AuditEvent, ForceResetRun, SsoSession, User
+from tests.fixtures import cli_environment
 
 IDP = [sys.executable, "-c", "from idp.cli import main; main()"]
 PASSWORD = "correct horse battery staple"
@@ -30,21 +30,7 @@ PASSWORD = "correct horse battery staple"
 
 @pytest.fixture
 def env(app, settings) -> dict[str, str]:  # type: ignore[no-untyped-def]
-    values = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "IDP_ENV": "testing",
-        "IDP_ISSUER": settings.issuer,
-        "IDP_DATABASE_URL": settings.database_url,
-        "IDP_KEYS_DIR": str(settings.keys_dir),
-        "IDP_MAIL_OUTBOX": str(settings.mail_outbox),
-        "IDP_ARGON2_TIME_COST": "1",
-        "IDP_ARGON2_MEMORY_KIB": "8",
-        "IDP_ARGON2_PARALLELISM": "1",
-        "IDP_BREACHED_CORPUS": str(settings.breached_corpus),
-    }
-    if settings.redis_url:
-        values["IDP_REDIS_URL"] = settings.redis_url
-    return values
+    return cli_environment(settings)
 
 
 def idp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
