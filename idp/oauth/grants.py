@@ -21,6 +21,7 @@ from authlib.oidc.core import grants as oidc_grants
 
 from flask import request as flask_request
 
+from idp.assurance import baseline_acr, satisfies
 from idp.oauth import resources
 from idp.oauth.models import Client, Code, Refresh
 from idp.oauth.store import ReplayDetected, scope_set
@@ -205,6 +206,16 @@ class RefreshTokenGrant(_IssuesOurTokens, grants.RefreshTokenGrant):
         token = self.authenticate_refresh_token(value)  # consumed here, in one statement
         if token is None:
             raise InvalidGrantError()
+        # The sign-in behind the grant must still be strong enough: the MFA policy may
+        # have become "required", or the client's minimum acr may have been raised, since
+        # it was issued. A refresh must not keep minting tokens a new sign-in could not
+        # get: the family ends and the person signs in again (with the factor).
+        need = baseline_acr(settings().mfa_policy)
+        if client.row.min_acr and not satisfies(need, client.row.min_acr):
+            need = client.row.min_acr
+        if not satisfies(token.row.acr, need):
+            services().oauth_tokens.revoke_family(token.row.family_id)
+            raise InvalidGrantError("The sign-in behind this grant is weaker than now required; sign in again.")
         try:
             requested = self.request.payload.scope
             if requested and not scope_set(requested) <= scope_set(token.row.scope):
