@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from idp.accounts.emails import normalize_email
+from idp.accounts.mailed_links import find_link
 from idp.accounts.passwords import MAX_LENGTH, normalize_password
 from idp.accounts.password_change import WrongCurrentPassword
 from idp.accounts.service import AccountService
@@ -231,22 +232,7 @@ class EmailChangeService:
     def _live(self, token: object, *, ctx: RequestContext) -> tuple[EmailToken, User]:
         if not isinstance(token, str) or not looks_like_secret(token):
             raise InvalidToken(BAD_LINK)
-        record = self.db.scalar(
-            select(EmailToken).where(EmailToken.token_hash == sha256_hex(token), EmailToken.purpose == EMAIL_CHANGE)
-        )
-        user = self.db.get(User, record.user_id) if record is not None else None
-        reason = None
-        if record is None or user is None:
-            reason = "unknown"
-        elif record.used_at is not None:
-            reason = "used"  # spent, superseded by a later request, or never mailed
-        elif utcnow() >= record.expires_at:
-            reason = "expired"
-        elif not user.active:
-            reason = "disabled"
-        elif user.password_changed_at is not None and user.password_changed_at > record.created_at:
-            # What the notice to the old address tells its owner to do if it was not them.
-            reason = "password_changed"
+        record, user, reason = find_link(self.db, token, EMAIL_CHANGE)
         if reason is not None:
             self.audit.record("email_change.link_failed", ctx=ctx, user_id=user.id if user else None, reason=reason)
             raise InvalidToken(BAD_LINK, detail=f"email change link {reason}")

@@ -30,6 +30,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from idp.accounts.emails import normalize_email
+from idp.accounts.mailed_links import find_link
 from idp.accounts.password_change import PasswordChangeService
 from idp.accounts.passwords import PasswordRejected
 from idp.accounts.service import VERIFY_EMAIL, AccountService
@@ -190,25 +191,14 @@ class PasswordResetService:
     def _live(self, token: object, *, ctx: RequestContext) -> tuple[EmailToken, User]:
         if not isinstance(token, str) or not looks_like_secret(token):
             raise InvalidToken()
-        record = self.db.scalar(
-            select(EmailToken).where(EmailToken.token_hash == sha256_hex(token), EmailToken.purpose == RESET_PASSWORD)
-        )
-        user = self.db.get(User, record.user_id) if record is not None else None
-        reason = None
-        if record is None or user is None:
-            reason = "unknown"
-        elif record.used_at is not None:
-            reason = "used"
-        elif utcnow() >= record.expires_at:
-            reason = "expired"
-        elif user.email != record.email or not user.email_verified:
-            reason = "address_changed"  # mailed to an address the account no longer has
-        elif not user.active:
-            reason = "disabled"
-        elif user.password_changed_at is not None and user.password_changed_at > record.created_at:
-            reason = "password_changed"  # the link dies with the password it was meant to replace
+        record, user, reason = find_link(self.db, token, RESET_PASSWORD, also=_address_changed)
         if reason is not None:
             self.audit.record("password.reset_failed", ctx=ctx, user_id=user.id if user else None, reason=reason)
             raise InvalidToken(detail=f"reset link {reason}")
         assert record is not None and user is not None
         return record, user
+
+
+def _address_changed(record: EmailToken, user: User) -> str | None:
+    # Mailed to an address the account no longer has: the link is not that mailbox's.
+    return "address_changed" if user.email != record.email or not user.email_verified else None
