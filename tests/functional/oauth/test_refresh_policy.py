@@ -46,3 +46,21 @@ def test_a_password_only_grant_stops_refreshing_when_mfa_becomes_required(
         assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
     finally:
         stop()  # (it also empties the shared database: checks come before it)
+
+
+def test_raising_a_clients_minimum_acr_stops_its_weaker_grants_from_refreshing(idp, browser_factory):
+    from sqlalchemy import update
+
+    from idp.models import OAuthClient
+
+    make_user(idp)
+    reg = register(idp, first_party=True)
+    got = obtain(idp, browser_factory(), reg)
+    assert acr_of(got.token["access_token"]) == "urn:idp:acr:pwd"
+    registry = idp.app.extensions["idp"]
+    with registry.sessionmaker() as db:  # the operator now demands MFA for this client
+        db.execute(update(OAuthClient).where(OAuthClient.id == reg.client_id).values(min_acr="urn:idp:acr:mfa"))
+        db.commit()
+    refused = httpx.post(idp.url + "/token", auth=(reg.client_id, reg.secret),
+                         data={"grant_type": "refresh_token", "refresh_token": got.token["refresh_token"]})
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant", refused.text
