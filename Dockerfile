@@ -1,4 +1,5 @@
-# Scale-out image: gunicorn (threaded workers) behind a load balancer; all state in
+# Scale-out image: `idp serve` (Granian, worker processes with threads) behind a load
+# balancer, which also bounds idle client connections; all state in
 # PostgreSQL (IDP_DATABASE_URL), counters in Redis (IDP_REDIS_URL), the key-encryption
 # key from a mounted secret (IDP_KEYS_DIR) or IDP_KEK.
 FROM python:3.11-slim
@@ -21,5 +22,5 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=3s --start-period=10s \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=2).status == 200 else 1)"
 # Run `idp db upgrade` once per release (a job), not in every replica's start-up.
-CMD ["gunicorn", "--bind", "0.0.0.0:8000", "--worker-class", "gthread", "--workers", "2", "--threads", "8", \
-     "--keep-alive", "5", "--forwarded-allow-ips", "", "wsgi:app"]
+# One worker per core with IDP_REDIS_URL set (one without: counters must be shared).
+CMD ["idp", "serve", "--host", "0.0.0.0", "--port", "8000"]

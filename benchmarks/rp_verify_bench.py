@@ -8,7 +8,7 @@ One command (benchmarks/README.md):
 It creates a fresh embedded provider in a temporary folder (SQLite, file outbox; or
 with ``--backend postgresql`` a fresh PostgreSQL database, dropped at the end, and Redis), registers a
 client_credentials client with ``idp clients create``, starts the real ``idp serve``
-(gunicorn) on loopback and takes one access token from /token. Then, in rounds that
+(Granian) on loopback and takes one access token from /token. Then, in rounds that
 interleave the three so that the machine's noise hits them alike, it times each call:
 
 - ``local``: ``TokenValidator.validate(token)``: signature (ES256) and claims, keys
@@ -119,7 +119,7 @@ class KeepAliveIntrospection:
             self.conn.request("POST", "/introspect", body=self.body, headers=self.headers)
             answer = self.conn.getresponse()
         except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            # gunicorn closes a keep-alive connection idle for a few seconds (between the
+            # The server may close a keep-alive connection left idle (between the
             # batches); this happens only on the untimed call that opens each batch.
             self.conn.close()
             self.conn.request("POST", "/introspect", body=self.body, headers=self.headers)
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=15, help="interleaved rounds (default 15)")
     parser.add_argument("--local-calls", type=int, default=2000, help="local verifications per round")
     parser.add_argument("--introspect-calls", type=int, default=200, help="introspections per round (each kind)")
-    parser.add_argument("--workers", type=int, default=1, help="gunicorn workers of the provider")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes of the provider")
     parser.add_argument("--backend", choices=("sqlite", "postgresql"), default="sqlite",
                         help="sqlite: embedded (file, in-process counters); postgresql: a fresh database "
                              "idp_rp_bench_* (dropped at the end) and Redis")

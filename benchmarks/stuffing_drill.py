@@ -10,7 +10,7 @@ For each (MFA policy, counter storage) it:
    parameters; a ``--reuse`` share of them use, here, the very password of the "leaked
    list" (a leak from another site: random passphrases, NOT in the breached corpus);
    under ``required`` every account has a TOTP authenticator;
-3. starts ``idp serve`` (one gunicorn worker for memory; two sharing Redis otherwise),
+3. starts ``idp serve`` (one worker for memory; two sharing Redis otherwise),
    trusting no proxy, so the socket address is the client address;
 4. gives ``--legit`` users their own address (127.0.0.200 and up) and a recognised
    device (through the mailed sign-in link, as a person would);
@@ -145,27 +145,28 @@ def seed(env: dict[str, str], accounts: list[Account], *, with_totp: bool) -> No
     registry.engine.dispose()
 
 
+# The app factory the server's workers import (a module file next to the log, on PYTHONPATH).
+WIRED_APP = """
+def application():
+    from idp import create_app
+    from idp.web import protection
+    app = create_app()
+    app.before_request(protection.new_device_redirect)
+    return app
+"""
 WIRED_SERVER = """
 import sys
-from idp.server import _Gunicorn, run
+from idp.server import run
 from idp.settings import Settings
-
-class Wired(_Gunicorn):
-    def load(self):
-        from idp import create_app
-        from idp.web import protection
-        app = create_app(self._settings)
-        app.before_request(protection.new_device_redirect)
-        return app
-
-import idp.server
-idp.server._Gunicorn = Wired
-run(Settings.from_env(), host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]), threads=16)
+run(Settings.from_env(), host="127.0.0.1", port=int(sys.argv[1]), workers=int(sys.argv[2]), threads=16,
+    app_factory="idp_drill_wired:application")
 """
 
 
 def start_server(env: dict[str, str], port: int, *, workers: int, gate: str, log: Path) -> subprocess.Popen[bytes]:
     if gate == "wired":
+        (log.parent / "idp_drill_wired.py").write_text(WIRED_APP)
+        env = {**env, "PYTHONPATH": os.pathsep.join(filter(None, [str(log.parent), env.get("PYTHONPATH")]))}
         cmd = [PYTHON, "-c", WIRED_SERVER, str(port), str(workers)]
     else:
         cmd = [str(ROOT / ".venv/bin/idp"), "serve", "--host", "127.0.0.1", "--port", str(port),

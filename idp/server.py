@@ -1,67 +1,68 @@
-"""``idp serve``: gunicorn with threaded workers, configured in code.
+"""``idp serve``: the WSGI app under Granian, configured in code.
 
-gthread workers keep connections alive (the sync worker closes each one, which costs a
-TCP handshake per token request) and serve slow clients without blocking a process.
+Why Granian and not gunicorn (issue 3): its HTTP handling (parsing, keep-alive, writing)
+is Rust, so a request costs the Python processes only the application's own work. On
+this project's 2-core benchmark machine the same app served about 1.35x the
+client_credentials requests under Granian than under gunicorn's gthread workers (same
+2 workers, 8 threads, access log on), and a bare WSGI "hello" 3.7x; benchmarks/RESULTS.md.
+What gunicorn gave is kept: keep-alive, several worker processes (one per core by
+default) each with a pool of threads for blocking I/O, a worker that dies is replaced,
+SIGTERM finishes the requests in flight then exits 0, the body is streamed to the app
+(a 300 MB upload with a small Content-Length limit is refused before it is read).
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from gunicorn.app.base import BaseApplication
-
 from idp.settings import Settings
 
-
-ACCESS_LOG_FORMAT = '%(h)s %(l)s %(u)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(b)s "%(a)s" %(M)sms'
-
-
-class _Gunicorn(BaseApplication):  # type: ignore[misc]
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self._settings = settings
-        self._options = options
-        super().__init__()
-
-    def load_config(self) -> None:
-        for key, value in self._options.items():
-            self.cfg.set(key, value)
-
-    def load(self):  # type: ignore[no-untyped-def]
-        from idp import create_app
-
-        return create_app(self._settings)
+# Request path without the query string, and no Referer: mailed one-time links
+# (/verify-email?token=, /reset/confirm?token=, ...) must not be logged while they are
+# still usable, and the Referer of the POST that spends them repeats them. The address
+# is the TCP peer (the proxy, behind one): IDP_TRUSTED_PROXIES decides the client
+# address inside the app, not here.
+ACCESS_LOG_FORMAT = (
+    '%(addr)s - - [%(time)s] "%(method)s %(path)s %(protocol)s" %(status)d "%(header{user-agent})s" %(dt_ms).1fms'
+)
+# Seconds a stopping worker has to finish the requests it holds (gunicorn's default).
+GRACEFUL_SECONDS = 30
 
 
-def run(settings: Settings, *, host: str, port: int, workers: int, threads: int) -> None:
+def application():  # type: ignore[no-untyped-def]
+    """Granian's app factory, called once in each worker process; the settings come from
+    the same environment ``idp serve`` checked before starting them."""
+    from idp import create_app
+
+    return create_app()
+
+
+def run(
+    settings: Settings, *, host: str, port: int, workers: int, threads: int,
+    app_factory: str = "idp.server:application",
+) -> None:
+    """Serve until SIGTERM/SIGINT. ``app_factory`` ("module:function", importable by the
+    workers) lets a benchmark serve a variant of the app."""
+    from granian.constants import HTTPModes, Interfaces
+    from granian.server import Server
+
     where = f"http://{host}:{port}"
     print(f"idp: issuer {settings.issuer}, listening on {where}", flush=True)
     print(f"idp: sign in at {settings.issuer}/login, create an account at {settings.issuer}/register", flush=True)
     if settings.smtp_url is None:
         print(f"idp: mail is written to {settings.mail_outbox.resolve()}/ (one .eml file per message)", flush=True)
-    _Gunicorn(
-        settings,
-        {
-            "bind": f"{host}:{port}",
-            "workers": workers,
-            "threads": threads,
-            "worker_class": "gthread",
-            # Each worker listens on its own SO_REUSEPORT socket, so the kernel spreads
-            # new connections across workers. With one shared socket the first worker to
-            # wake accepted every connection of a burst: under wrk all 16 keep-alive
-            # connections sat on one worker while the other idled, which halved the
-            # throughput (issue 3: 294 req/s against 565 for two balanced workers).
-            # Side effect: another server started on the same port by the same user
-            # joins in instead of failing with "address in use".
-            "reuse_port": True,
-            "keepalive": 5,
-            "accesslog": "-",
-            # Path without the query string, and no Referer: mailed one-time links
-            # (/verify-email?token=, /reset/confirm?token=, ...) must not be logged while
-            # they are still usable, and the Referer of the POST that spends them repeats them.
-            "access_log_format": ACCESS_LOG_FORMAT,
-            "errorlog": "-",
-            "forwarded_allow_ips": "",  # client address is decided by IDP_TRUSTED_PROXIES only
-            "proxy_allow_ips": "",
-            "preload_app": False,
-        },
-    ).run()
+    Server(
+        app_factory,
+        factory=True,
+        address=host,
+        port=port,
+        interface=Interfaces.WSGI,
+        workers=workers,
+        # The WSGI app runs in this many threads per worker: database, Redis and SMTP
+        # calls block one thread, not the process.
+        blocking_threads=threads,
+        http=HTTPModes.auto,
+        websockets=False,
+        log_access=True,
+        log_access_format=ACCESS_LOG_FORMAT,
+        respawn_failed_workers=True,
+        workers_kill_timeout=GRACEFUL_SECONDS,
+    ).serve()

@@ -81,8 +81,8 @@ def versions() -> str:
     except Exception:  # noqa: BLE001
         rv = "Redis ?"
     return (
-        f"idp {v('idp')} (git {commit}{dirty}), Python {platform.python_version()}, gunicorn {v('gunicorn')} "
-        f"(gthread), Flask {v('flask')}, Authlib {v('authlib')}, joserfc {v('joserfc')}, cryptography "
+        f"idp {v('idp')} (git {commit}{dirty}), Python {platform.python_version()}, Granian {v('granian')}, "
+        f"Flask {v('flask')}, Authlib {v('authlib')}, joserfc {v('joserfc')}, cryptography "
         f"{v('cryptography')}, SQLAlchemy {v('sqlalchemy')}, psycopg {v('psycopg')}, {pg}, {rv}; "
         f"reference: oidc-provider {npm('oidc-provider')} (jose {npm('jose')}, koa {npm('koa')}) on Node.js "
         f"{sh('node', '--version')}; load generator: {sh('wrk', '-v').splitlines()[0] if sh('wrk', '-v') else 'wrk'}"
@@ -122,7 +122,7 @@ def main() -> None:
         f"case and server, both servers in the same run, on loopback; figures are medians of {runs} run(s)."
     )
     out.append(
-        f"- idp: `idp serve --workers 2` (gunicorn gthread, 8 threads each), {env.get('BENCH_DATABASE')} + Redis. "
+        f"- idp: `idp serve --workers 2` (Granian, 8 threads each), {env.get('BENCH_DATABASE')} + Redis. "
         "Reference: one node process, in-memory storage (a Map adapter, see benchmarks/oidc/README.md)."
     )
     out.append(f"- Load average (1/5/15 min) at start: {(work / 'uptime-start.txt').read_text().split('load average:')[-1].strip()}; "

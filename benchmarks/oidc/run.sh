@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# OIDC endpoint benchmark: idp (gunicorn, 2 workers, PostgreSQL + Redis) against panva's
+# OIDC endpoint benchmark: idp (Granian, 2 workers, PostgreSQL + Redis) against panva's
 # node-oidc-provider (one process, in-memory), same load generator, same run, loopback.
 # Documented in benchmarks/oidc/README.md. Usage (from the repository root):
 #
@@ -119,7 +119,7 @@ EOF
 for url in "$OURS" "$NODE"; do  # a server already there would be measured instead of ours
   ! curl -s -o /dev/null --max-time 2 "$url/" || die "something already listens on $url (set OURS_PORT / NODE_PORT)"
 done
-say "starting idp (gunicorn, 2 workers) on $OURS and node-oidc-provider on $NODE"
+say "starting idp (Granian, 2 workers) on $OURS and node-oidc-provider on $NODE"
 setsid "$IDP" serve --workers 2 --port "$OURS_PORT" >"$WORK/ours.log" 2>&1 &
 PIDS+=($!)
 setsid node "$HERE/node/server.mjs" "$NODE_PORT" "$WORK/node-clients.json" >"$WORK/node.log" 2>&1 &

@@ -18,7 +18,7 @@ from idp.cli.common import fail, load_settings
 )
 @click.option("--threads", default=8, show_default=True, type=click.IntRange(1, 256), help="Threads per worker.")
 def serve(host: str, port: int, workers: int | None, threads: int) -> None:
-    """Run the provider under gunicorn (threaded workers, keep-alive)."""
+    """Run the provider under Granian (worker processes with threads, keep-alive)."""
     from idp.server import run
 
     settings = load_settings()
@@ -28,7 +28,7 @@ def serve(host: str, port: int, workers: int | None, threads: int) -> None:
         # Counters kept in process memory would be split between workers: an attacker
         # would get a fresh budget on each. Scale out only with shared counters.
         fail("more than one worker needs IDP_REDIS_URL (rate-limit counters must be shared)")
-    # Create (or check) the key-encryption key here, once, before gunicorn forks: a bad
+    # Create (or check) the key-encryption key here, once, before the workers start: a bad
     # key file is then one line on stderr, not a worker that fails to boot with a trace.
     from idp.crypto.kek import KekError, load_or_create
 

@@ -34,7 +34,9 @@ the next request everywhere, not some seconds later.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
+import json
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -230,6 +232,15 @@ class KeyRing:
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         return {"keys": [dict(k.public_jwk) for k in self.keys.values()]}
+
+    @functools.cached_property
+    def jwks_document(self) -> tuple[bytes, str]:
+        """The JWKS as served and its strong ETag, serialised once per ring (a ring never
+        changes; a rotation builds a new one), not once per request. Keys are listed by
+        kid, so the tag depends on the set alone, not on the order rows were read in."""
+        keys = sorted(self.jwks()["keys"], key=lambda jwk: str(jwk.get("kid")))
+        body = json.dumps({"keys": keys}, separators=(",", ":"), sort_keys=True).encode()
+        return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
 
     @property
     def algorithms(self) -> list[str]:

@@ -6,9 +6,12 @@ is idp/assurance.py's list, weakest first.
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import json
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, request
 
 from idp.assurance import ACR_VALUES
 from idp.keys.jose import ALGORITHMS
@@ -59,6 +62,17 @@ def metadata(issuer: str) -> dict[str, Any]:
 @bp.get("/.well-known/openid-configuration")
 @bp.get("/.well-known/oauth-authorization-server")
 def configuration():  # type: ignore[no-untyped-def]
-    response = jsonify(metadata(settings().issuer))
-    response.headers["Cache-Control"] = f"public, max-age={CACHE_SECONDS}"
-    return cors(response, any_client=True)
+    body, etag = document(settings().issuer)
+    headers = {"Cache-Control": f"public, max-age={CACHE_SECONDS}", "ETag": etag}
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag.strip('"')):
+        return cors(Response(status=304, headers=headers), any_client=True)
+    return cors(Response(body, mimetype="application/json", headers=headers), any_client=True)
+
+
+@functools.lru_cache(maxsize=8)
+def document(issuer: str) -> tuple[bytes, str]:
+    """The metadata as served and its strong ETag: it depends on the issuer only, so it
+    is serialised once per process (issue 3: discovery is fetched often, never changes)."""
+    body = json.dumps(metadata(issuer), separators=(",", ":")).encode()
+    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+

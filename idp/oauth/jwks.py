@@ -9,7 +9,7 @@ max-age bounds how long such a party still trusts a key retired in an emergency.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, request
 
 from idp.oauth.server import cors, preflight
 from idp.web.requests import services
@@ -23,8 +23,12 @@ CACHE_SECONDS = 300
 def jwks():  # type: ignore[no-untyped-def]
     if request.method == "OPTIONS":
         return preflight("GET")
-    response = jsonify(services().signing_keys.ring().jwks())
+    # The ring is compared with the database on every request (an emergency retire leaves
+    # the JWKS at once); its serialised form and ETag are built once per ring.
+    body, etag = services().signing_keys.ring().jwks_document
     max_age = min(CACHE_SECONDS, services().registry.settings.key_upcoming_seconds)
-    response.headers["Cache-Control"] = f"public, max-age={max_age}"
-    response.mimetype = "application/jwk-set+json"
-    return cors(response, any_client=True)
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    # RFC 9110 §13.1.2: a cache revalidating an unchanged set gets 304 without the body.
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag.strip('"')):
+        return cors(Response(status=304, headers=headers), any_client=True)
+    return cors(Response(body, mimetype="application/jwk-set+json", headers=headers), any_client=True)

@@ -24,7 +24,9 @@ def token():  # type: ignore[no-untyped-def]
     if problem:
         return cors(json_error(400, "invalid_request", problem), client_id=_client_id())
     response = authorization_server().create_token_response()
-    services().db.commit()
+    db = services().db
+    if db.in_transaction():  # a client_credentials token writes nothing: no empty commit
+        db.commit()
     return cors(response, client_id=_client_id())
 
 

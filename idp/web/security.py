@@ -7,9 +7,11 @@ loosening the rest; there is no inline script or style anywhere, so none is allo
 from __future__ import annotations
 
 import copy
+import re
 from urllib.parse import parse_qsl
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFProtect
 
 from idp.errors import InvalidInput
@@ -31,6 +33,17 @@ class _CsrfProtect(CSRFProtect):
 
 
 csrf = _CsrfProtect()
+
+
+class _FlowCookieInterface(SecureCookieSessionInterface):
+    """Flask's signed-cookie session, without building its signer for requests that
+    carry no flow cookie (every API call): the same result, less work per request."""
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:  # type: ignore[override]
+        if app.secret_key and not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
 
 FORM_URLENCODED = "application/x-www-form-urlencoded"
 
@@ -54,9 +67,23 @@ def widen_csp(directive: str, *sources: str) -> None:
     g.csp.setdefault(directive, []).extend(s for s in sources if s not in g.csp[directive])
 
 
-def _csp_header() -> str:
-    policy = g.get("csp", BASE_CSP)
+def _render_csp(policy: dict[str, list[str]]) -> str:
     return "; ".join(f"{k} {' '.join(v)}" for k, v in policy.items())
+
+
+# Most responses (every API answer) carry the unwidened policy: rendered once, not per
+# response (issue 3: the per-response work of the token endpoint is what it is measured on).
+BASE_CSP_HEADER = _render_csp(BASE_CSP)
+
+
+def _csp_header() -> str:
+    policy = g.get("csp")
+    return BASE_CSP_HEADER if policy is None else _render_csp(policy)
+
+
+# A percent-escape of a byte 0x80-0xFF: only these can make an ASCII body decode to
+# something that is not UTF-8.
+_HIGH_ESCAPE = re.compile(rb"%[89a-fA-F]")
 
 
 def _require_utf8() -> None:
@@ -73,8 +100,8 @@ def _require_utf8() -> None:
         # Bounded by MAX_CONTENT_LENGTH (413 beyond); cached, so form parsing reuses it.
         sources.append(request.get_data(cache=True))
     for raw in sources:
-        if not raw:
-            continue
+        if not raw or (raw.isascii() and _HIGH_ESCAPE.search(raw) is None):
+            continue  # plain ASCII whose escapes all decode to ASCII: UTF-8 by construction
         try:
             parse_qsl(raw.decode("utf-8"), keep_blank_values=True, encoding="utf-8", errors="strict")
         except UnicodeDecodeError:
@@ -83,22 +110,30 @@ def _require_utf8() -> None:
             ) from None
 
 
+# Set on every response unless the view set its own value.
+_ALWAYS = (
+    ("X-Content-Type-Options", "nosniff"),
+    ("X-Frame-Options", "DENY"),
+    # same-origin, not no-referrer: Flask-WTF checks the Referer of HTTPS form posts.
+    ("Referrer-Policy", "same-origin"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+    ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+)
+# Authentication pages and JSON carry personal data or one-time state: nothing in between
+# may keep them. Views that may be cached say so themselves; /static/ may be cached.
+_NOT_STORED = (("Cache-Control", "no-store"), ("Pragma", "no-cache"))
+_HSTS = (("Strict-Transport-Security", "max-age=63072000; includeSubDomains"),)
+
+
 def _headers(response: Response) -> Response:
     h = response.headers
-    h.setdefault("Content-Security-Policy", _csp_header())
-    h.setdefault("X-Content-Type-Options", "nosniff")
-    h.setdefault("X-Frame-Options", "DENY")
-    # same-origin, not no-referrer: Flask-WTF checks the Referer of HTTPS form posts.
-    h.setdefault("Referrer-Policy", "same-origin")
-    h.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-    h.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
+    present = {key.lower() for key, _ in h.items()}
+    defaults: list[tuple[str, str]] = [("Content-Security-Policy", _csp_header()), *_ALWAYS]
     if not request.path.startswith("/static/"):
-        # Authentication pages and JSON carry personal data or one-time state:
-        # nothing in between may keep them. Views that may be cached say so themselves.
-        h.setdefault("Cache-Control", "no-store")
-        h.setdefault("Pragma", "no-cache")
+        defaults += _NOT_STORED
     if not settings().is_local_http:
-        h.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        defaults += _HSTS
+    h.extend([(key, value) for key, value in defaults if key.lower() not in present])
     return response
 
 
@@ -116,6 +151,7 @@ def init_app(app: Flask) -> None:
         SESSION_COOKIE_DOMAIN=None,  # __Host- forbids a Domain attribute
         PERMANENT_SESSION_LIFETIME=s.session_max_seconds,
     )
+    app.session_interface = _FlowCookieInterface()
     # Before CSRFProtect's own hook, so that an unreadable body is named as such.
     app.before_request(_require_utf8)
     csrf.init_app(app)

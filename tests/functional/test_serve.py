@@ -95,5 +95,5 @@ def test_fresh_folder_db_upgrade_then_serve(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=10)
-    # Stopped cleanly on SIGTERM (gunicorn's graceful shutdown).
+    # Stopped cleanly on SIGTERM (Granian's graceful shutdown: requests in flight finish).
     assert proc.returncode == 0, log.read_text()
