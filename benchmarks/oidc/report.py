@@ -145,6 +145,24 @@ def main() -> None:
             f"{fmt(med('node', case, 'p50_ms'), '.1f')} | {fmt(med('ours', case, 'p99_ms'), '.1f')} | "
             f"{fmt(med('node', case, 'p99_ms'), '.1f')} | {bad('ours')} / {bad('node')} |"
         )
+    if any(server == "gunicorn" for server, _ in by):
+        out.append("")
+        out.append("The same idp app under gunicorn (2 gthread workers of 8 threads, keep-alive, SO_REUSEPORT; "
+                   "the serving set-up issue 3 names and `idp serve` used until 2026-11-28), same database and "
+                   "Redis, in the same runs:")
+        out.append("")
+        out.append("| case | idp (Granian) req/s | idp (gunicorn) req/s | reference req/s | Granian/ref | gunicorn/ref "
+                   "| gunicorn p50 / p99 ms | failed (gunicorn) |")
+        out.append("|---|---:|---:|---:|---:|---:|---|---|")
+        for case in TARGETS:
+            o, g, n = med("ours", case, "rps"), med("gunicorn", case, "rps"), med("node", case, "rps")
+            failed = total("gunicorn", case, "bad_status") + total("gunicorn", case, "bad_body") + total(
+                "gunicorn", case, "starved") + sum(sum(r["socket_errors"].values()) for r in by.get(("gunicorn", case), []))
+            out.append(
+                f"| {case} | {fmt(o, ',.0f')} | {fmt(g, ',.0f')} | {fmt(n, ',.0f')} | "
+                f"{f'{o / n:.2f}x' if o and n else 'n/a'} | {f'{g / n:.2f}x' if g and n else 'n/a'} | "
+                f"{fmt(med('gunicorn', case, 'p50_ms'), '.1f')} / {fmt(med('gunicorn', case, 'p99_ms'), '.1f')} | {failed} |"
+            )
     out.append("")
     out.append(
         "Failed responses = non-2xx statuses + 2xx bodies without the expected content (access_token, rotated "
@@ -158,7 +176,7 @@ def main() -> None:
     for row in rows:
         r = row["result"]
         failed = r["bad_status"] + r["bad_body"] + r["starved"] + sum(r["socket_errors"].values())
-        name = "idp" if row["server"] == "ours" else "reference"
+        name = {"ours": "idp", "gunicorn": "idp (gunicorn)"}.get(row["server"], "reference")
         out.append(
             f"| {row['run']} | {name} | {row['case']} | {r['rps']:,.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
             f"{r['requests']:,} | {failed} | {row['load_before']} |"

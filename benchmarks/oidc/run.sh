@@ -7,7 +7,8 @@
 #     RUNS=1 DURATION=3 WARMUP=1 make bench-oidc   # a quick smoke test of the harness
 #
 # Knobs (environment): RUNS (3), DURATION (15 s), WARMUP (3 s), CONNECTIONS (16),
-# THREADS (2, wrk threads), OURS_PORT (18080), NODE_PORT (18081),
+# THREADS (2, wrk threads), OURS_PORT (18080), NODE_PORT (18081), GUNICORN_PORT (18082;
+# the same idp app under gunicorn gthread, as issue 3 words it; GUNICORN=0 leaves it out),
 # BENCH_DATABASE (postgresql | sqlite; default postgresql),
 # BENCH_PG_ADMIN_URL (postgresql://postgres@127.0.0.1:5432/test: where the fresh
 # database is created), BENCH_PG_DB (idp_bench), IDP_REDIS_URL (redis://127.0.0.1:6379/0).
@@ -27,12 +28,15 @@ CONNECTIONS=${CONNECTIONS:-16}
 THREADS=${THREADS:-2}
 OURS_PORT=${OURS_PORT:-18080}
 NODE_PORT=${NODE_PORT:-18081}
+GUNICORN_PORT=${GUNICORN_PORT:-18082}
+GUNICORN=${GUNICORN:-1}
 BENCH_DATABASE=${BENCH_DATABASE:-postgresql}
 BENCH_PG_ADMIN_URL=${BENCH_PG_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/test}
 BENCH_PG_DB=${BENCH_PG_DB:-idp_bench}
 REDIS_URL=${IDP_REDIS_URL:-redis://127.0.0.1:6379/0}
 OURS=http://127.0.0.1:$OURS_PORT
 NODE=http://127.0.0.1:$NODE_PORT
+GUNI=http://127.0.0.1:$GUNICORN_PORT
 TOKENS_PER_WRK=$((2 * CONNECTIONS))  # refresh chains: two per connection, one spare
 
 say() { printf '\n== %s\n' "$*" >&2; }
@@ -47,6 +51,10 @@ if ! command -v wrk >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null || {
     apt-get update >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >/dev/null
   }
+fi
+if [ "$GUNICORN" = 1 ] && ! "$PY" -c 'import gunicorn' 2>/dev/null; then
+  say "installing the bench extra (gunicorn, for the comparison server)"
+  "$PY" -m pip install --quiet -e "$ROOT[bench]"
 fi
 pinned=$(node -p "require('$HERE/node/package.json').dependencies['oidc-provider']")
 installed=$(node -p "try { require('$HERE/node/node_modules/oidc-provider/package.json').version } catch { '' }")
@@ -116,7 +124,9 @@ rp = new() | {"redirect_uri": "http://127.0.0.1:9/callback"}
 json.dump({"cc": new(), "rp": rp, "user": "bench"}, open(sys.argv[1], "w"))
 EOF
 
-for url in "$OURS" "$NODE"; do  # a server already there would be measured instead of ours
+SERVED=("$OURS" "$NODE")
+[ "$GUNICORN" = 1 ] && SERVED+=("$GUNI")
+for url in "${SERVED[@]}"; do  # a server already there would be measured instead of ours
   ! curl -s -o /dev/null --max-time 2 "$url/" || die "something already listens on $url (set OURS_PORT / NODE_PORT)"
 done
 say "starting idp (Granian, 2 workers) on $OURS and node-oidc-provider on $NODE"
@@ -124,7 +134,16 @@ setsid "$IDP" serve --workers 2 --port "$OURS_PORT" >"$WORK/ours.log" 2>&1 &
 PIDS+=($!)
 setsid node "$HERE/node/server.mjs" "$NODE_PORT" "$WORK/node-clients.json" >"$WORK/node.log" 2>&1 &
 PIDS+=($!)
-for url in "$OURS" "$NODE"; do
+if [ "$GUNICORN" = 1 ]; then
+  # The same app, database and Redis under gunicorn: 2 gthread workers of 8 threads,
+  # keep-alive, one SO_REUSEPORT socket per worker (what `idp serve` ran until
+  # 2026-11-28), access log on as under `idp serve`. Measured on the two target cases.
+  setsid "$ROOT/.venv/bin/gunicorn" --bind "127.0.0.1:$GUNICORN_PORT" --workers 2 --worker-class gthread \
+    --threads 8 --keep-alive 5 --reuse-port --access-logfile - --forwarded-allow-ips "" \
+    'idp.server:application()' >"$WORK/gunicorn.log" 2>&1 &
+  PIDS+=($!)
+fi
+for url in "${SERVED[@]}"; do
   for _ in $(seq 1 60); do
     curl -sf -o /dev/null "$url/.well-known/openid-configuration" && break
     sleep 0.5
@@ -136,10 +155,18 @@ done
 # Every wrk run (warm-up and measured, per server) gets its own fresh chains, plus one
 # token per server that introspection looks at (never rotated).
 per_server=$((RUNS * 2 * TOKENS_PER_WRK + 1))
+# The gunicorn server shares idp's database: its chains are more tokens from idp.
+ours_count=$((per_server + GUNICORN * RUNS * 2 * TOKENS_PER_WRK))
 say "obtaining $per_server refresh tokens from each server (authorization code + PKCE)"
-printf '%s\n' "$password" | "$PY" "$HERE/prepare.py" ours "$OURS" "$WORK/ours-clients.json" "$per_server" \
+printf '%s\n' "$password" | "$PY" "$HERE/prepare.py" ours "$OURS" "$WORK/ours-clients.json" "$ours_count" \
   "$WORK/ours-refresh-all.txt" --password-stdin --outbox "$IDP_MAIL_OUTBOX"
 "$PY" "$HERE/prepare.py" node "$NODE" "$WORK/node-clients.json" "$per_server" "$WORK/node-refresh-all.txt"
+if [ "$GUNICORN" = 1 ]; then
+  tail -n $((RUNS * 2 * TOKENS_PER_WRK)) "$WORK/ours-refresh-all.txt" |
+    split -l "$TOKENS_PER_WRK" -d -a 3 --additional-suffix=.txt - "$WORK/gunicorn-chain-"
+  head -n "$per_server" "$WORK/ours-refresh-all.txt" >"$WORK/ours-refresh-own.txt"
+  mv "$WORK/ours-refresh-own.txt" "$WORK/ours-refresh-all.txt"
+fi
 for s in ours node; do
   head -n 1 "$WORK/$s-refresh-all.txt" >"$WORK/$s-introspect.txt"
   tail -n +2 "$WORK/$s-refresh-all.txt" | split -l "$TOKENS_PER_WRK" -d -a 3 --additional-suffix=.txt - "$WORK/$s-chain-"
@@ -179,6 +206,12 @@ wrk_case() {
 
 bench_server() {
   local s=$1
+  if [ "$s" = gunicorn ]; then  # the two target cases only
+    wrk_case "$s" client_credentials "$GUNI" fixed.lua POST /token '"access_token"' "$OURS_CC" \
+      "grant_type=client_credentials&scope=api"
+    wrk_case "$s" refresh_token "$GUNI" refresh.lua /token "$OURS_RP" CHAIN "$THREADS" ""
+    return
+  fi
   if [ "$s" = ours ]; then
     local url=$OURS cc=$OURS_CC rp=$OURS_RP token=/token introspect=/introspect jwks=/jwks.json refresh_extra=""
   else
@@ -211,6 +244,7 @@ for run in $(seq 1 "$RUNS"); do
   say "run $run of $RUNS (${CONNECTIONS} connections, ${THREADS} wrk threads, ${WARMUP} s warm-up, ${DURATION} s measured); load: $(cut -d' ' -f1-3 /proc/loadavg)"
   # Alternate which server goes first, so drifting background load hits both alike.
   if [ $((run % 2)) = 1 ]; then order="ours node"; else order="node ours"; fi
+  [ "$GUNICORN" = 1 ] && order="$order gunicorn"
   for s in $order; do
     bench_server "$s"
   done
