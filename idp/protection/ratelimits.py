@@ -137,8 +137,8 @@ class ApiLimit:
         self._lock = threading.Lock()
 
     def _strategy(self) -> SlidingWindowCounterRateLimiter:
-        if self._memory_only or time.monotonic() < self._down_until:
-            return self._memory
+        if not self._memory_only and time.monotonic() < self._down_until:
+            return self._memory  # Redis failed a moment ago: count here meanwhile
         return self._shared
 
     def _storage_failed(self, error: Exception) -> None:
@@ -151,8 +151,8 @@ class ApiLimit:
     def hit(self, key: str) -> float | None:
         """Count one request; None when allowed, else when (epoch seconds) it may retry."""
         strategy = self._strategy()
-        if strategy is self._memory:
-            return self._hit(strategy, key)
+        if strategy is self._memory or self._memory_only:
+            return self._hit(strategy, key)  # process memory does not fail over
         try:
             result = self._hit(strategy, key)
         except Exception as error:  # noqa: BLE001 - any storage failure: fail over, never open
