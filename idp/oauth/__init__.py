@@ -36,7 +36,9 @@ def init_app(app: Flask) -> None:
 
     @app.before_request
     def _form_action_for_authorize_next() -> None:
-        if request.method == "GET" and "next" in request.args:
+        # The raw query string first: parsing it for every request was a measurable
+        # share of an API call (issue 3), and most requests have none.
+        if request.method == "GET" and b"next" in request.query_string and "next" in request.args:
             authorize.widen_form_action_for_next()
 
     @app.context_processor

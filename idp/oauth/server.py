@@ -161,7 +161,12 @@ def cors(response: Response, *, client_id: str | None = None, any_client: bool =
     registered by any client (JWKS, preflights, which name no client).
     """
     origin = request.headers.get("Origin")
-    response.vary.add("Origin")
+    # Not response.vary.add: parsing an absent Vary costs Werkzeug an exception per
+    # response, and none of these responses has one yet (issue 3's per-request work).
+    if response.headers.getlist("Vary"):
+        response.vary.add("Origin")
+    else:
+        response.headers["Vary"] = "Origin"
     if not origin:
         return response
     if client_id is None and not any_client:

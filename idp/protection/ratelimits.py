@@ -187,8 +187,9 @@ def _check_only_in_decorators(app: Flask, limiter: Limiter) -> None:
     default, application-wide or blueprint limits. The before-request hook would resolve
     and filter the limits of every request a second time (it was about a fifth of the
     CPU of a token request, issue 3) only to find nothing to check, and the after-request
-    hook only adds headers, which are disabled. The teardown hook that resets the
-    limiter's per-request context stays.
+    hook only adds headers, which are disabled. The teardown hook only resets the
+    limiter's per-request context, which lives on Flask's request context and dies with
+    it; it built that context for every request just to reset it (issue 3), so it goes too.
     """
     check = limiter._check_request_limit
     before = app.before_request_funcs.get(None, [])
@@ -197,7 +198,10 @@ def _check_only_in_decorators(app: Flask, limiter: Limiter) -> None:
     app.after_request_funcs[None] = [
         f for f in after if not (isinstance(f, functools.partial) and f.args == (limiter,))
     ]
-    if len(app.before_request_funcs[None]) != len(before) - 1 or len(app.after_request_funcs[None]) != len(after) - 1:
+    teardown = app.teardown_request_funcs.get(None, [])
+    app.teardown_request_funcs[None] = [f for f in teardown if getattr(f, "__self__", None) is not limiter]
+    if (len(app.before_request_funcs[None]) != len(before) - 1 or len(app.after_request_funcs[None]) != len(after) - 1
+            or len(app.teardown_request_funcs[None]) != len(teardown) - 1):
         raise RuntimeError("flask-limiter's request hooks were not where expected; check its version")
 
 

@@ -266,6 +266,9 @@ def _after(response: Response) -> Response:
     """Where sign-ins end, whoever's page started them (password, /mfa, passkey, link):
     a session that just began or was raised decides the device's standing."""
     recognise = g.pop("idp_recognise_user", None)
+    # getlist, not `in`: Werkzeug builds an exception for every header it does not find.
+    if recognise is None and not response.headers.getlist("Set-Cookie"):
+        return response  # no sign-in ended here (every API call): nothing to decide
     secret = _sso_secret_set(response)
     if secret is not None and looks_like_secret(secret):
         record = services().db.scalar(select(SsoSession).where(SsoSession.token_hash == sha256_hex(secret)))
