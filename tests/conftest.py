@@ -4,6 +4,9 @@ The suite runs twice (``make test``): against SQLite, and against PostgreSQL + R
 (``IDP_TEST_DATABASE=postgresql``). In the second run a missing PostgreSQL or Redis is a
 failure of the whole session, never a silent skip. Each run creates its own database
 (and its own Redis key prefix), so concurrent runs on one machine do not collide.
+
+Tests marked ``backend_independent`` (pure code: no database, no Redis, no app) run in
+the SQLite run only; the PostgreSQL run deselects them and says how many.
 """
 
 from __future__ import annotations
@@ -14,11 +17,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-
 from flask import Flask
 from flask.testing import FlaskClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from idp.db import Base
 from idp.settings import Settings
@@ -45,6 +47,52 @@ pytest_plugins = ["tests.fixtures"]
 
 def pytest_report_header(config: pytest.Config) -> str:
     return f"idp backend: {BACKEND}" + (f" ({POSTGRES_URL}, {REDIS_URL})" if BACKEND == "postgresql" else "")
+
+
+# ---------------------------------------------------------- backend-independent tests
+# A test marked backend_independent gives the same answer whatever IDP_TEST_DATABASE
+# says, so running it a second time against PostgreSQL proves nothing: that run
+# deselects it. Marked by hand, module by module (``pytestmark``), and checked below:
+# the marker on a test that reaches the backend is an error, not a silent skip.
+INDEPENDENT = "backend_independent"
+# Fixtures through which a test reaches the backend (settings, app, live_server, ...
+# all depend on them), and names of this module that tell a test which backend it has.
+BACKEND_FIXTURES = frozenset({"database_url", "redis_url"})
+BACKEND_NAMES = ("BACKEND", "POSTGRES_URL", "REDIS_URL", "_create_postgres_database")
+_independent_count = pytest.StashKey[int]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        f"{INDEPENDENT}: pure code, no database, Redis or app; runs in the SQLite run only",
+    )
+
+
+def _reaches_the_backend(item: pytest.Item) -> bool:
+    if BACKEND_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(getattr(module, name, None) is globals()[name] for name in BACKEND_NAMES)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    independent = [item for item in items if item.get_closest_marker(INDEPENDENT) is not None]
+    wrong = [item.nodeid for item in independent if _reaches_the_backend(item)]
+    if wrong:
+        raise pytest.UsageError(f"marked {INDEPENDENT} but reaches the backend: " + ", ".join(wrong))
+    config.stash[_independent_count] = len(independent)
+    if BACKEND == "postgresql" and independent:
+        config.hook.pytest_deselected(items=independent)
+        chosen = set(independent)
+        items[:] = [item for item in items if item not in chosen]
+
+
+def pytest_report_collectionfinish(config: pytest.Config) -> str:
+    count = config.stash.get(_independent_count, 0)
+    if BACKEND == "postgresql":
+        return f"{count} backend-independent tests deselected: the SQLite run runs them"
+    return f"{count} backend-independent tests: they run here only (the PostgreSQL run deselects them)"
 
 
 def _create_postgres_database() -> tuple[str, str]:

@@ -171,8 +171,8 @@ def closed_before_sent(app: Flask):  # type: ignore[no-untyped-def]
     """WSGI wrapper for Werkzeug's test server: read the whole answer and close it before
     the server writes it. Werkzeug's server closes a response only after draining the
     socket, which with Chromium can wait until the browser drops the connection; mail
-    queued for after the response (idp/web/requests.py) would wait that long. gunicorn,
-    which serves the product, closes right after writing."""
+    queued for after the response (idp/web/requests.py) would wait that long. Granian,
+    which serves the product, closes right after writing (idp/server.py)."""
 
     def wsgi(environ, start_response):  # type: ignore[no-untyped-def]
         body = app(environ, start_response)
@@ -204,7 +204,9 @@ def live_server(
     )
     application = create_app(settings)
     server.app = closed_before_sent(application)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next look: at the default 0.5 s poll, up to half a
+    # second per test, idle.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield LiveServer(url=settings.issuer, app=application, settings=settings, outbox=Outbox(settings.mail_outbox))

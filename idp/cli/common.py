@@ -1,14 +1,22 @@
-"""Helpers every command module shares."""
+"""Helpers every command module shares.
+
+The command modules import nothing heavy at module level: `idp --help`, a usage error
+and the commands that need little start in a fraction of the time the provider's
+imports (SQLAlchemy, joserfc, limits) would take. Each command imports what it uses.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 import click
 
 from idp.errors import IdpError
-from idp.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from idp.settings import Settings
 
 
 def fail(message: str) -> None:
@@ -16,6 +24,8 @@ def fail(message: str) -> None:
 
 
 def load_settings() -> Settings:
+    from idp.settings import Settings, SettingsError
+
     try:
         return Settings.from_env()
     except SettingsError as error:

@@ -6,9 +6,8 @@ import json
 
 import click
 
+from idp.algorithms import ALGORITHMS
 from idp.cli.common import fail, services_scope
-from idp.keys import SigningKeyError
-from idp.keys.jose import ALGORITHMS
 
 
 @click.group()
@@ -59,6 +58,8 @@ def keys_rotate(alg: str) -> None:
     been in the JWKS for IDP_KEY_UPCOMING_SECONDS, then on its own; the key it replaces
     stays published until every token it signed has expired, then is retired on its own.
     """
+    from idp.keys import SigningKeyError
+
     with services_scope() as services:
         try:
             key = services.signing_keys.rotate(alg)
@@ -80,6 +81,8 @@ def keys_retire(kid: str) -> None:
     relying parties that validate locally drop the key when their JWKS cache expires.
     The only active key of an algorithm cannot be retired: rotate first.
     """
+    from idp.keys import SigningKeyError
+
     with services_scope() as services:
         try:
             key = services.signing_keys.retire(kid)

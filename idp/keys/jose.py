@@ -20,8 +20,9 @@ from joserfc.jwk import ECKey, Key, OKPKey, import_key
 from joserfc.jwa import EdDSAAlgorithm
 from joserfc.jws import JWSRegistry
 
-ALGORITHMS = ("ES256", "EdDSA")
-DEFAULT_ALGORITHM = "ES256"
+# Defined apart so the command line can name them without importing this module.
+from idp.algorithms import ALGORITHMS, DEFAULT_ALGORITHM  # noqa: F401 - re-exported as jose.*
+
 # A JWT larger than this is not one of ours (ours are well under 2 KB).
 MAX_JWT_LENGTH = 8192
 

@@ -21,13 +21,19 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.functional.oauth.conftest import PASSWORD, make_user, register, rp, start_server
+from tests.functional.oauth.conftest import (
+    PASSWORD,
+    make_user,
+    register,
+    rp,
+    start_server,
+)
 
 
 class _Callback(http.server.BaseHTTPRequestHandler):
     hits: list[str]
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path.startswith("/callback"):  # not /favicon.ico
             self.hits.append(self.path)
         body = b"<!doctype html><title>RP</title><p id=rp>relying party</p>"
@@ -46,7 +52,7 @@ def relying_party() -> Iterator[tuple[str, list[str]]]:
     hits: list[str] = []
     handler = type("Handler", (_Callback,), {"hits": hits})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/callback", hits
     server.shutdown()

@@ -29,7 +29,10 @@ from urllib.parse import urlsplit
 import pyotp
 import pytest
 from flask import Flask
-from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
+from selenium.common.exceptions import (
+    StaleElementReferenceException,
+    WebDriverException,
+)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -59,7 +62,7 @@ class Shops:
 
 def _serve(app: Flask, server: BaseWSGIServer) -> threading.Thread:
     server.app = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     return thread
 

@@ -1,5 +1,7 @@
-"""`idp audit verify | head | export` as an operator runs them (the console script in a
-subprocess), against a log tampered with directly in the database (issue 7, done-when 3)."""
+"""`idp audit verify | head | export` as an operator runs them, against a log tampered
+with directly in the database (issue 7, done-when 3). Through the command's entry point
+in this process (tests/command.py), except where marked: the console script, in a
+subprocess, for the exit status a script or a monitor sees."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from sqlalchemy import text
 
 from idp.audit.chain import GENESIS
 from idp.db import make_engine
+from tests.command import run_script
 from tests.fixtures import sign_in
 from tests.functional.test_cli import assert_one_line_failure, base_env, run, run_all
 
@@ -62,7 +65,7 @@ def test_intact_log_verifies_with_a_one_line_summary_and_the_head(logged, tmp_pa
 
 def test_edited_record_is_reported_with_its_seq(logged, tmp_path, database_url):
     tamper(database_url, "UPDATE audit_events SET event = 'signin.succeeded' WHERE seq = 3")
-    result = run(("audit", "verify"), base_env(tmp_path, database_url), tmp_path)
+    result = run_script(("audit", "verify"), base_env(tmp_path, database_url), cwd=tmp_path)  # console script
     assert result.returncode == 1
     assert result.stdout.startswith("audit log TAMPERED at seq 3: edited: hash mismatch")
     assert len(result.stdout.strip().splitlines()) == 1 and "Traceback" not in result.stderr

@@ -29,10 +29,10 @@ EMAIL = "signup@example.com"
 TOTP_EMAIL = "totp@example.com"
 
 # The relying party's own HTTP client logs the URLs it calls; that is the test's log, not
-# the provider's. The access log ("werkzeug" here, gunicorn.access in production) is
+# the provider's. The access log ("werkzeug" here, granian.access in production) is
 # checked on its own below.
 CLIENT_SIDE = ("httpx", "httpcore", "urllib3", "authlib.integrations.requests_client")
-ACCESS_LOG = ("werkzeug", "gunicorn.access")
+ACCESS_LOG = ("werkzeug", "granian.access")
 
 
 @pytest.fixture
@@ -161,5 +161,5 @@ def test_no_secret_reaches_the_audit_log_or_the_application_log(live, app, outbo
     assert leaks(secrets, logged) == []
 
 
-# The production access log (gunicorn under `idp serve`) leaves query strings and the
+# The production access log (Granian under `idp serve`) leaves query strings and the
 # Referer out, so mailed one-time tokens are not logged: tests/functional/test_serve.py.

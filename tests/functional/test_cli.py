@@ -1,34 +1,28 @@
-"""The `idp` command as an operator runs it: the installed console script, in a subprocess.
+"""The `idp` command as an operator runs it.
 
 Every command answers --help; bad input exits non-zero with one line on stderr (never a
-trace). Independent invocations run concurrently to keep the suite fast.
+trace). Most cases run in this process through the real entry point (tests/command.py);
+the installed console script, in a subprocess, answers every group's --help and the
+cases marked "console script" below, so the entry point, its exit codes and its stderr
+are checked as a shell sees them. Every `serve` case starts a process of its own: should
+a check regress, the server would start there, not inside the test session.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
-from dataclasses import dataclass
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 import click
 from sqlalchemy import create_engine, inspect
 
 from idp.cli import cli
+from tests.command import IDP, Result, invoke, run_script, run_scripts
 from tests.fixtures import sign_in
 
-IDP = Path(sys.executable).with_name("idp")  # the console script pip installed
 PASSWORD = "correct horse battery staple"
-
-
-@dataclass
-class Result:
-    args: tuple[str, ...]
-    returncode: int
-    stdout: str
-    stderr: str
 
 
 def base_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
@@ -48,24 +42,19 @@ def base_env(tmp_path: Path, database_url: str, **extra: str) -> dict[str, str]:
     return env
 
 
-def run_all(calls: list[tuple[tuple[str, ...], dict[str, str], str]], cwd: Path) -> list[Result]:
-    """Start every (args, env, stdin) at once, then collect them in order."""
-    procs = []
-    for args, env, stdin in calls:
-        proc = subprocess.Popen(
-            [str(IDP), *args], env=env, cwd=cwd, text=True,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        )
-        procs.append((args, proc, stdin))
-    results = []
-    for args, proc, stdin in procs:
-        out, err = proc.communicate(stdin, timeout=180)
-        results.append(Result(args, proc.returncode, out, err))
-    return results
+def run_all(calls: Sequence[tuple[Sequence[str], Mapping[str, str], str]], cwd: Path | None = None, *,
+            script: Collection[int] = ()) -> list[Result]:
+    """Each (args, env, stdin), started in ``cwd``; the results in order. In this process,
+    except the calls at the indices in ``script`` and every ``serve``, which the console
+    script runs (all at once)."""
+    scripted = {i for i, (args, _, _) in enumerate(calls) if i in script or tuple(args[:1]) == ("serve",)}
+    by_script = iter(run_scripts([calls[i] for i in sorted(scripted)], cwd=cwd))
+    return [next(by_script) if i in scripted else invoke(args, env, stdin, cwd=cwd)
+            for i, (args, env, stdin) in enumerate(calls)]
 
 
-def run(args: tuple[str, ...], env: dict[str, str], cwd: Path, stdin: str = "") -> Result:
-    return run_all([(args, env, stdin)], cwd)[0]
+def run(args: Sequence[str], env: Mapping[str, str], cwd: Path | None = None, stdin: str = "") -> Result:
+    return invoke(args, env, stdin, cwd=cwd)
 
 
 def all_command_paths(group: click.Group = cli, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -97,7 +86,12 @@ def test_every_command_answers_help(tmp_path, database_url):
     # The contract's commands (DESIGN section 5) are among them.
     assert {("serve",), ("db", "upgrade"), ("users", "create")} <= set(paths)
     env = base_env(tmp_path, database_url)
-    results = run_all([(path + ("--help",), env, "") for path in paths], tmp_path)
+    # The console script answers `idp --help` and each group's; the commands answer here.
+    groups = [()] + [(name,) for name, command in sorted(cli.commands.items()) if isinstance(command, click.Group)]
+    commands = [path for path in paths if path not in groups]
+    results = run_scripts([(path + ("--help",), env, "") for path in groups], cwd=tmp_path)
+    results += run_all([(path + ("--help",), env, "") for path in commands], tmp_path)
+    assert len(results) == len(paths)
     for result in results:
         assert result.returncode == 0, (result.args, result.stderr)
         assert result.stdout.startswith("Usage: idp"), result.args
@@ -121,8 +115,11 @@ def test_bad_arguments_exit_non_zero_with_one_line(tmp_path, database_url):
         (("users", "create", "--email", "a" * 10_000 + "@example.com"), "too long"),
         (("users", "create", "--email", "a\x1b@example.com"), "not allowed"),
         (("users", "create", "--email", "nopw@example.com", "--password-stdin"), "no password"),
+        (("clients", "create", "--redirect-uri", "https://rp.example/cb"), "Missing option '--name'"),
     ]
-    results = run_all([(args, env, "") for args, _ in cases], tmp_path)
+    # Console script: the two whose exit codes are checked below, as a shell sees them,
+    # and the clients group's usage error.
+    results = run_all([(args, env, "") for args, _ in cases], tmp_path, script={0, 8, 12})
     for result, (_, mentions) in zip(results, cases, strict=True):
         assert_one_line_failure(result, mentions=mentions)
     # Usage errors exit 2 (as click and most Unix tools do); other failures exit 1.
@@ -155,7 +152,7 @@ def test_bad_configuration_is_one_line_and_non_zero(tmp_path, database_url):
 
 def test_cheap_argon2_outside_testing_is_refused(tmp_path, database_url):
     env = base_env(tmp_path, database_url, IDP_ENV="development")
-    assert_one_line_failure(run(("db", "upgrade"), env, tmp_path), mentions="argon2")
+    assert_one_line_failure(run_script(("db", "upgrade"), env, cwd=tmp_path), mentions="argon2")  # console script
 
 
 def test_unreachable_or_unmigrated_database_is_one_line(tmp_path, database_url):
@@ -189,7 +186,7 @@ def test_world_readable_key_file_is_refused(tmp_path, database_url):
 def test_db_upgrade_creates_a_fresh_sqlite_database(tmp_path):
     path = tmp_path / "new" / "folder" / "idp.sqlite3"
     env = base_env(tmp_path, f"sqlite:///{path}")
-    first = run(("db", "upgrade"), env, tmp_path)
+    first = run_script(("db", "upgrade"), env, cwd=tmp_path)  # console script
     assert first.returncode == 0, first.stderr
     assert path.exists()
     engine = create_engine(f"sqlite:///{path}")
@@ -205,8 +202,9 @@ def test_db_upgrade_creates_a_fresh_sqlite_database(tmp_path):
 
 def test_users_create_then_sign_in_works(app, tmp_path, database_url):
     env = base_env(tmp_path, database_url)
-    created = run(("users", "create", "--email", "Operator@Example.com", "--password-stdin", "--verified"), env,
-                  tmp_path, stdin=PASSWORD + "\n")
+    # Console script, both times.
+    created = run_script(("users", "create", "--email", "Operator@Example.com", "--password-stdin", "--verified"),
+                         env, PASSWORD + "\n", cwd=tmp_path)
     assert created.returncode == 0, created.stderr
     printed = json.loads(created.stdout)
     assert printed["email"] == "operator@example.com" and printed["verified"] is True
@@ -222,7 +220,7 @@ def test_users_create_then_sign_in_works(app, tmp_path, database_url):
     assert sign_in(app.test_client(), "operator@example.com", "wrong password guess").status_code == 401
 
     # The same address again, in another spelling: refused, one line.
-    again = run(("users", "create", "--email", "OPERATOR@example.com"), env, tmp_path)
+    again = run_script(("users", "create", "--email", "OPERATOR@example.com"), env, cwd=tmp_path)
     assert_one_line_failure(again, mentions="already exists")
 
 

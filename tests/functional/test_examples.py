@@ -116,7 +116,7 @@ def _world(live_server: LiveServer, tmp_path: Path, server) -> Iterator[World]: 
     )
     app = create_wallet(settings)
     server.app = app
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield World(live=live_server, wallet_url=wallet_url, ledger=app.extensions["wallet"].ledger,

@@ -1,30 +1,28 @@
-"""``idp keys list | rotate | retire`` as an operator runs them: the installed command in
-a subprocess, configured by IDP_* variables, against the test database (issue 7)."""
+"""``idp keys list | rotate | retire`` as an operator runs them, configured by IDP_*
+variables, against the test database (issue 7): through the command's entry point in
+this process (tests/command.py), and the bad-input cases through the installed console
+script in a subprocess, as a shell sees them."""
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from idp.models import AuditEvent, SigningKey
 from idp.settings import Settings
+from tests.command import Result, invoke, run_scripts
 from tests.fixtures import cli_environment
-
-IDP = Path(sys.executable).with_name("idp")  # the console script pip installed
 
 
 def cli_env(settings: Settings, **extra: str) -> dict[str, str]:
     return cli_environment(settings, **extra)
 
 
-def idp(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(IDP), *args], env=env, capture_output=True, text=True, timeout=120, check=False)
+def idp(env: dict[str, str], *args: str) -> Result:
+    return invoke(args, env)
 
 
 def keys_json(env: dict[str, str]) -> dict[str, dict[str, str | None]]:
@@ -34,7 +32,7 @@ def keys_json(env: dict[str, str]) -> dict[str, dict[str, str | None]]:
     return {row["kid"]: row for row in rows}
 
 
-def assert_one_line_failure(result: subprocess.CompletedProcess[str], mentions: str) -> None:
+def assert_one_line_failure(result: Result, mentions: str) -> None:
     assert result.returncode != 0, result
     assert "Traceback" not in result.stderr
     lines = result.stderr.strip().splitlines()
@@ -125,12 +123,9 @@ BAD_INPUT = [
 
 
 def test_bad_input_is_one_line_and_non_zero(env):
-    # Started together: each is a whole interpreter start-up.
-    procs = [subprocess.Popen([str(IDP), *args], env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-             for args, _ in BAD_INPUT]
-    for proc, (args, mentions) in zip(procs, BAD_INPUT, strict=True):
-        out, err = proc.communicate(timeout=120)
-        result = subprocess.CompletedProcess(args, proc.returncode, out, err)
+    # The console script, as a shell sees it (started together: run_scripts).
+    results = run_scripts([(args, env, "") for args, _ in BAD_INPUT], timeout=120)
+    for result, (_, mentions) in zip(results, BAD_INPUT, strict=True):
         assert_one_line_failure(result, mentions)
         assert len(result.stderr) < 400
 

@@ -1,6 +1,7 @@
 """Key rotation as relying parties live it (issue 7, Done when 2): a live provider, the
-operator's ``idp keys`` commands in a subprocess, and a relying service validating
-access tokens locally with idp.rp (its JwksCache honours Cache-Control; its clock is the
+operator's ``idp keys`` commands (their entry point, run in this process with a registry
+and key cache of their own: tests/command.py), and a relying service validating access
+tokens locally with idp.rp (its JwksCache honours Cache-Control; its clock is the
 test's, so "after max-age" needs no sleeping).
 
 The story: token A is issued; the operator rotates; the new kid is in the JWKS while
@@ -27,7 +28,13 @@ from idp.keys.service import SIGNING_CHECK_SECONDS
 from idp.models import AuditEvent, SigningKey
 from idp.rp import InvalidToken, JwksCache, TokenValidator
 from tests.fixtures import LiveServer
-from tests.functional.oauth.conftest import Browser, make_user, obtain, register, start_server
+from tests.functional.oauth.conftest import (
+    Browser,
+    make_user,
+    obtain,
+    register,
+    start_server,
+)
 from tests.functional.test_key_cli import cli_env, idp, keys_json
 
 UPCOMING = 3  # seconds a new key is published before it signs (IDP_KEY_UPCOMING_SECONDS)
@@ -155,7 +162,7 @@ def test_the_superseded_key_retires_itself_once_its_tokens_have_expired(live):
     assert rotated.returncode == 0, rotated.stderr
     new = rotated.stdout.split()[0]
     # Signing re-reads the key table at most every SIGNING_CHECK_SECONDS (idp/keys/service.py):
-    # a change made by another process (this CLI) signs within that time.
+    # a change made elsewhere (this CLI, with its own registry) signs within that time.
     deadline = time.monotonic() + SIGNING_CHECK_SECONDS + 2
     while kid_of(service_token(live, svc)) != new:
         assert time.monotonic() < deadline, "the rotated key never started signing"

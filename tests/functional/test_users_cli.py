@@ -1,6 +1,7 @@
 """``idp users show|disable|enable|unlock|end-sessions|admin`` as an operator runs them:
-the installed console script in a subprocess, against the database the app uses, with
-the effects checked where a person meets them (/login, the account page)."""
+through the command's entry point, in this process (tests/command.py; test_cli.py starts
+the console script for the users group), against the database the app uses, with the
+effects checked where a person meets them (/login, the account page)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ import pytest
 
 from idp.settings import Settings, SettingsError
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 KEK_32_BYTES = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
 

@@ -38,7 +38,9 @@ def start_server(database_url: str, redis_url: str | None, tmp_path: Path, **ove
     settings = make_settings(database_url=database_url, redis_url=redis_url, tmp_path=tmp_path, **values)
     application = create_app(settings)
     server.app = closed_before_sent(application)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # shutdown() waits for the loop's next look: at the default 0.5 s poll, up to half a
+    # second per test, idle.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
 
     def stop() -> None:

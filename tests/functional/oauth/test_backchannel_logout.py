@@ -37,7 +37,14 @@ from idp.models import AuditEvent
 from idp.notify.queue import MailQueue
 from idp.oauth.backchannel import default_dispatcher
 from tests.fixtures import LiveServer, cli_environment
-from tests.functional.oauth.conftest import Browser, Registered, make_user, obtain, register, start_server
+from tests.functional.oauth.conftest import (
+    Browser,
+    Registered,
+    make_user,
+    obtain,
+    register,
+    start_server,
+)
 
 try:  # the relying-party kit (idp.rp), when present: what a real RP of ours would use
     from idp.rp import JwksCache
@@ -80,7 +87,7 @@ class TestRelyingParty:
         # test used) never applies to this one.
         self.path = f"/backchannel-logout/{secrets.token_hex(6)}"
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self._thread.start()
 
     def close(self) -> None:
@@ -199,7 +206,7 @@ class TestRelyingParty:
             def log_message(self, *_args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(min(length, 65536)).decode()
                 with rp._lock:
@@ -377,7 +384,7 @@ def test_sign_out_at_the_provider_reaches_the_relying_party_with_a_valid_logout_
         event.details)
     # Operators see deliveries by outcome on /metrics (process-wide, so at least this one).
     metrics = httpx.get(idp.url + "/metrics").text
-    delivered = re.search(r'^idp_backchannel_logout_total\{outcome="delivered"\} (\d+)', metrics, re.M)
+    delivered = re.search(r'^idp_backchannel_logout_total\{outcome="delivered"\} (\d+)', metrics, re.MULTILINE)
     assert delivered and int(delivered.group(1)) >= 1, metrics
 
 

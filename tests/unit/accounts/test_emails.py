@@ -7,6 +7,8 @@ import pytest
 from idp.accounts.emails import normalize_email
 from idp.errors import InvalidInput
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 @pytest.mark.parametrize(
     ("raw", "expected"),

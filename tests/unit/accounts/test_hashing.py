@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argon2
+import pytest
 
 from idp.accounts.hashing import PasswordHasher
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 
 def cheap(**overrides: int) -> PasswordHasher:

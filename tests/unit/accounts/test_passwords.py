@@ -13,6 +13,8 @@ from idp.accounts.passwords import (
     PasswordRejected,
 )
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 class OneBreachedPassword:
     def __init__(self, password: str) -> None:

@@ -8,7 +8,15 @@ import math
 
 import pytest
 
-from idp.audit.chain import GENESIS, canonical, format_at, normalise_details, record_hash
+from idp.audit.chain import (
+    GENESIS,
+    canonical,
+    format_at,
+    normalise_details,
+    record_hash,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 FIELDS = {
     "seq": 7,

@@ -13,6 +13,8 @@ import pytest
 from idp.breached.filter import CompactFilter, CorpusFormatError, password_key
 from idp.breached.importer import import_corpus
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 HEX = np.frombuffer(b"0123456789ABCDEF", dtype=np.uint8)
 
 

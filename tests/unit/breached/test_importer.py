@@ -12,6 +12,8 @@ from idp.breached.filter import CompactFilter, CorpusFormatError
 from idp.breached.importer import detect_format, import_corpus
 from tests.unit.breached.test_filter import generated_hibp
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 def sha1_line(password: str, count: int = 3, *, lower: bool = False) -> bytes:
     digest = hashlib.sha1(password.encode()).hexdigest()

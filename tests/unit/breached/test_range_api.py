@@ -17,7 +17,14 @@ from pathlib import Path
 import pytest
 
 from idp.breached.range_api import PwnedRangeApi, RangeApiUnavailable
-from idp.breached.service import BreachCheckUnavailable, CorpusChecker, WithRangeApi, build_breached
+from idp.breached.service import (
+    BreachCheckUnavailable,
+    CorpusChecker,
+    WithRangeApi,
+    build_breached,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 LEAKED = "a password leaked only online"
 
@@ -36,7 +43,7 @@ def stub() -> Iterator[Stub]:
     state = Stub(url="")
 
     class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             state.requests.append((self.path, dict(self.headers)))
             if state.mode == "slow":
                 threading.Event().wait(1.0)
@@ -62,7 +69,7 @@ def stub() -> Iterator[Stub]:
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     state.url = f"http://127.0.0.1:{server.server_address[1]}/range/"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     server.shutdown()

@@ -5,9 +5,13 @@ from __future__ import annotations
 import io
 import os
 
+import pytest
+
 from idp.breached.importer import import_corpus
 from idp.breached.service import CorpusChecker, shipped_filter, shipped_passwords
 from tests.fixtures import hibp_lines
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 
 def test_the_shipped_list_has_at_least_ten_thousand_breached_passwords():

@@ -1,21 +1,21 @@
 """``idp breached import`` / ``idp breached check`` and an operator-set password, as a
-person runs them: the installed command in a subprocess, configured by IDP_* variables."""
+person runs them, configured by IDP_* variables: through the command's entry point in
+this process (tests/command.py), and where marked through the installed console script
+in a subprocess (the exit status a script sees, stderr as a terminal-less shell gets it)."""
 
 from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.command import Result, invoke, run_script
 from tests.fixtures import cli_environment, hibp_lines
 
 BREACHED = "tangerine submarine forever 1987"
 GOOD = "ferret mandolin quietly orbits"
-IDP = [sys.executable, "-c", "from idp.cli import main; main()"]
 
 
 @pytest.fixture
@@ -23,9 +23,12 @@ def env(settings, tmp_path: Path) -> dict[str, str]:  # type: ignore[no-untyped-
     return cli_environment(settings, IDP_BREACHED_CORPUS=str(tmp_path / "corpus" / "breached.idpbf"))
 
 
-def idp(env: dict[str, str], *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[str]:
-    result = subprocess.run([*IDP, *args], input=stdin, env=env, capture_output=True, timeout=60, check=False)
-    return subprocess.CompletedProcess(result.args, result.returncode, result.stdout.decode(), result.stderr.decode())
+def idp(env: dict[str, str], *args: str, stdin: bytes = b"") -> Result:
+    return invoke(args, env, stdin)
+
+
+def idp_script(env: dict[str, str], *args: str, stdin: bytes = b"") -> Result:
+    return run_script(args, env, stdin, timeout=60)
 
 
 def test_import_then_check(env, tmp_path):
@@ -46,8 +49,9 @@ def test_import_then_check(env, tmp_path):
 
 
 def test_check_without_an_import_uses_the_shipped_list(env):
-    assert idp(env, "breached", "check", stdin=b"qwerty\n").returncode == 1
-    assert idp(env, "breached", "check", stdin=GOOD.encode()).returncode == 0
+    # Console script: 1 (breached) and 0 are what a script branches on.
+    assert idp_script(env, "breached", "check", stdin=b"qwerty\n").returncode == 1
+    assert idp_script(env, "breached", "check", stdin=GOOD.encode()).returncode == 0
 
 
 def test_plain_lists_and_odd_unicode(env, tmp_path):
@@ -56,7 +60,7 @@ def test_plain_lists_and_odd_unicode(env, tmp_path):
     result = idp(env, "breached", "import", "--format", "plain", str(source))
     assert result.returncode == 0, result.stderr
     assert "1 not UTF-8" in result.stdout
-    assert idp(env, "breached", "check", stdin="Password-fullwidth\n".encode()).returncode == 1  # NFKC
+    assert idp(env, "breached", "check", stdin=b"Password-fullwidth\n").returncode == 1  # NFKC
     assert idp(env, "breached", "check", stdin="zażółć gęślą jaźń".encode()).returncode == 1
 
 
@@ -78,11 +82,12 @@ def test_check_refuses_bad_input_in_one_line(env, stdin, message):
 
 
 def test_import_refuses_bad_files_in_one_line(env, tmp_path):
-    missing = idp(env, "breached", "import", str(tmp_path / "nope.txt"))
+    # Console script: stderr as a shell gets it, progress label and all.
+    missing = idp_script(env, "breached", "import", str(tmp_path / "nope.txt"))
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     junk = tmp_path / "junk.bin"
     junk.write_bytes(os.urandom(200_000).replace(b"\n", b"x"))
-    result = idp(env, "breached", "import", "--format", "sha1", str(junk))
+    result = idp_script(env, "breached", "import", "--format", "sha1", str(junk))
     assert result.returncode == 1
     assert "no valid line" in result.stderr and "longer than 4096 bytes" in result.stderr
     # (a progress label may precede it when stderr is not a terminal)

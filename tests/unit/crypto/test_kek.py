@@ -9,6 +9,8 @@ import pytest
 
 from idp.crypto.kek import Kek, KekError, load_or_create
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 def test_generated_on_first_start_with_owner_only_permissions(tmp_path):
     keys = tmp_path / "keys"

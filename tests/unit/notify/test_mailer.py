@@ -8,6 +8,8 @@ import pytest
 
 from idp.notify.mailer import MailDeliveryError, SmtpMailer
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 def test_the_url_picks_tls_mode_port_and_credentials():
     smtps = SmtpMailer("smtps://mailer:s3cret%40x@smtp.example.com")

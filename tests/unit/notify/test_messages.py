@@ -11,6 +11,8 @@ from jinja2 import TemplateNotFound, UndefinedError
 from idp.notify.messages import MailComposer
 from idp.registry import TEMPLATES_DIR
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 class Kept:
     def __init__(self) -> None:

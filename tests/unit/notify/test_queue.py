@@ -5,8 +5,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import pytest
+
 from idp.notify.addresses import mask_address
 from idp.notify.queue import MailQueue
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 
 class Flaky:

@@ -27,6 +27,8 @@ from cryptography.x509.oid import NameOID
 
 from idp.oauth.backchannel import Delivery, Dispatcher, default_dispatcher, post_form
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 class Server:
     """Answers POST /<status> with that status (307 goes to ``redirect_to``); ``/hang``
@@ -57,13 +59,13 @@ class Server:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
-            do_POST = _handle  # noqa: N815 - http.server's naming
-            do_GET = _handle  # noqa: N815
+            do_POST = _handle
+            do_GET = _handle
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.base = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
         self.thread.start()
 
     def close(self) -> None:
@@ -300,7 +302,8 @@ def test_every_outcome_is_logged_without_the_token(server, caplog):
 
 
 def test_a_forked_worker_process_gets_a_dispatcher_of_its_own():
-    # gunicorn --preload forks workers: the parent's threads and queue are not theirs.
+    # A server that forks its workers (Granian, gunicorn --preload): the parent's threads
+    # and queue are not theirs.
     parent = default_dispatcher()
     read_end, write_end = os.pipe()
     pid = os.fork()

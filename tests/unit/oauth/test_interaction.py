@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from idp.assurance import ACR_MFA, ACR_PHR, ACR_PWD
 from idp.models import OAuthClient, SsoSession
-from idp.oauth.interaction import Interaction, needs_interaction, required_acr, step_up_url
+from idp.oauth.interaction import (
+    Interaction,
+    needs_interaction,
+    required_acr,
+    step_up_url,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 NOW = dt.datetime(2026, 11, 27, 12, 0, tzinfo=dt.UTC)
 

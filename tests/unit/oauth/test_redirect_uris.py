@@ -7,6 +7,8 @@ import pytest
 from idp.clients.redirect_uris import matches, origin_of, validate_for_registration
 from idp.errors import InvalidInput
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 @pytest.mark.parametrize(
     ("uri", "public"),

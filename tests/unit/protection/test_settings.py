@@ -6,6 +6,8 @@ import pytest
 
 from idp.settings import RATE_LIMIT_FIELDS, Settings, SettingsError
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 def test_rate_limits_and_thresholds_are_read_from_the_environment():
     s = Settings.from_env({"IDP_RATE_LIMIT_LOGIN": "5 per minute;50 per hour", "IDP_IP_USER_FAILURE_LIMIT": "4",

@@ -8,9 +8,25 @@ from typing import Any
 import pytest
 from flask import Flask, jsonify, request
 
-from idp.rp import InsufficientAuthentication, InsufficientScope, InvalidToken, JwksCache, TokenValidator
+from idp.rp import (
+    InsufficientAuthentication,
+    InsufficientScope,
+    InvalidToken,
+    JwksCache,
+    TokenValidator,
+)
 from idp.rp.flask import current_claims, init_app, require_token
-from tests.unit.rp.conftest import AUDIENCE, ISSUER, Clock, JwksServer, SigningKey, claims, sign
+from tests.unit.rp.conftest import (
+    AUDIENCE,
+    ISSUER,
+    Clock,
+    JwksServer,
+    SigningKey,
+    claims,
+    sign,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 PHR = "urn:idp:acr:phr"
 INVALID = 'Bearer realm="wallet", error="invalid_token", error_description="The access token is invalid"'
@@ -200,6 +216,5 @@ def test_default_realm_is_the_audience(validator: TokenValidator) -> None:
 
 
 def test_current_claims_outside_a_protected_view_is_an_error(app: Flask) -> None:
-    with app.test_request_context("/"):
-        with pytest.raises(RuntimeError):
-            current_claims()
+    with app.test_request_context("/"), pytest.raises(RuntimeError):
+        current_claims()

@@ -11,7 +11,18 @@ from typing import Any
 import pytest
 
 from idp.rp import InvalidToken, JwksCache, ProviderUnavailable, TokenValidator
-from tests.unit.rp.conftest import AUDIENCE, ISSUER, Clock, JwksServer, SigningKey, b64, new_key, sign
+from tests.unit.rp.conftest import (
+    AUDIENCE,
+    ISSUER,
+    Clock,
+    JwksServer,
+    SigningKey,
+    b64,
+    new_key,
+    sign,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 
 def make_validator(server: JwksServer, clock: Clock, **options: Any) -> TokenValidator:

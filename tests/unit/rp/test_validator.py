@@ -22,7 +22,18 @@ from idp.rp import (
     TokenValidator,
 )
 from idp.rp.validator import _Registry
-from tests.unit.rp.conftest import AUDIENCE, ISSUER, JwksServer, SigningKey, b64, claims, new_key, sign
+from tests.unit.rp.conftest import (
+    AUDIENCE,
+    ISSUER,
+    JwksServer,
+    SigningKey,
+    b64,
+    claims,
+    new_key,
+    sign,
+)
+
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
 
 
 def test_valid_tokens_of_both_algorithms_verify(validator: TokenValidator, es_key: SigningKey,

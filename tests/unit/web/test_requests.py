@@ -10,6 +10,8 @@ from flask import Flask
 from idp.settings import Settings
 from idp.web.requests import client_ip, display_hint
 
+pytestmark = pytest.mark.backend_independent  # tests/conftest.py
+
 
 class _Registry:
     def __init__(self, settings: Settings) -> None:
