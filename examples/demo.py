@@ -121,7 +121,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], name: str, timeout: fl
 
 def start(args: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
     # Its own process group: Ctrl-C reaches this script only, which then stops each
-    # service in turn (gunicorn's workers are in their master's group).
+    # service in turn (a server's workers are in their main process's group).
     return subprocess.Popen(args, env=env, cwd=ROOT, start_new_session=True)
 
 

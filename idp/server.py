@@ -1,10 +1,12 @@
 """``idp serve``: the WSGI app under Granian, configured in code.
 
 Why Granian and not gunicorn (issue 3): its HTTP handling (parsing, keep-alive, writing)
-is Rust, so a request costs the Python processes only the application's own work. On
-this project's 2-core benchmark machine the same app served about 1.35x the
-client_credentials requests under Granian than under gunicorn's gthread workers (same
-2 workers, 8 threads, access log on), and a bare WSGI "hello" 3.7x; benchmarks/RESULTS.md.
+is Rust, so a request costs the Python processes little more than the application's own
+work. On this project's 2-core benchmark machine, with the same 2 workers of 8 threads
+and the access log on, a client_credentials request cost the server's processes about
+10% less CPU under Granian than under gunicorn's gthread workers (0.74-0.77 ms against
+0.82-0.85 ms, same minutes), and a bare WSGI "hello" was served 3.7x as fast;
+`make bench-oidc` measures both servers (benchmarks/RESULTS.md).
 What gunicorn gave is kept: keep-alive, several worker processes (one per core by
 default) each with a pool of threads for blocking I/O, a worker that dies is replaced,
 SIGTERM finishes the requests in flight then exits 0, the body is streamed to the app

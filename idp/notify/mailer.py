@@ -71,7 +71,7 @@ class SmtpMailer:
     five minutes after which RFC 5321 4.5.3.2.7 lets a server drop it. A connection found
     dropped when reused is replaced and the message sent again, once.
 
-    Thread-safe (gunicorn gthread workers send after their responses): each connection
+    Thread-safe (a worker's threads send after their responses): each connection
     is used by one thread at a time; at most ``max_connections`` are open per process.
     """
 

@@ -405,7 +405,7 @@ def default_dispatcher() -> Dispatcher:
 
 
 def _forget_in_child() -> None:
-    # A forked child (gunicorn --preload) has none of its parent's threads and may have
+    # A forked child (a server's worker process) has none of its parent's threads and may have
     # copied a held lock: it starts its own dispatcher; the parent delivers what it queued.
     global _default, _default_lock
     _default, _default_lock = None, threading.Lock()
