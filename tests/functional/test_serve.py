@@ -6,6 +6,7 @@ The real console script in a subprocess, in an empty folder, with the embedded d
 
 from __future__ import annotations
 
+import http.client
 import os
 import signal
 import socket
@@ -39,6 +40,33 @@ def wait_for(url: str, *, proc: subprocess.Popen, log: Path, timeout: float = 12
             pass
         time.sleep(0.2)
     raise AssertionError(f"{url} did not answer 200 within {timeout}s:\n{log.read_text()}")
+
+
+def check_connection_handling(port: int) -> None:
+    # Two requests on one connection: the second reuses it (keep-alive).
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    conn.request("GET", "/healthz")
+    first = conn.getresponse()
+    assert first.status == 200 and first.getheader("Connection", "").lower() != "close"
+    first.read()
+    sock = conn.sock
+    conn.request("GET", "/readyz")
+    assert conn.getresponse().status == 200 and conn.sock is sock
+    conn.close()
+
+    # A 50 MB body announced, 1 KB sent: answered 413 at once, the rest never read.
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(b"POST /token HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                    b"Content-Length: 50000000\r\n\r\n" + b"a" * 1024)
+        assert raw.recv(64).startswith(b"HTTP/1.1 413")
+
+    # More silent connections than one worker has threads (8): the server still answers.
+    idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
+    finally:
+        for sock_ in idle:
+            sock_.close()
 
 
 def test_fresh_folder_db_upgrade_then_serve(tmp_path):
@@ -76,6 +104,11 @@ def test_fresh_folder_db_upgrade_then_serve(tmp_path):
         page = httpx.get(f"http://127.0.0.1:{port}/login", timeout=10)
         assert page.status_code == 200
         assert 'name="username"' in page.text and 'name="password"' in page.text
+
+        # The server (Granian, idp/server.py) as a client meets it: keep-alive, a body
+        # over IDP_MAX_CONTENT_LENGTH refused from its Content-Length before it is sent,
+        # and idle connections that hold no worker thread.
+        check_connection_handling(port)
 
         # A mailed one-time token in a query string never reaches the access log.
         secret = "tok-" + "x" * 40
