@@ -122,7 +122,7 @@ def main() -> None:
         f"case and server, both servers in the same run, on loopback; figures are medians of {runs} run(s)."
     )
     out.append(
-        f"- idp: `idp serve --workers 2` (Granian, 8 threads each), {env.get('BENCH_DATABASE')} + Redis. "
+        f"- idp: `idp serve --workers 2` (Granian, 4 threads each), {env.get('BENCH_DATABASE')} + Redis. "
         "Reference: one node process, in-memory storage (a Map adapter, see benchmarks/oidc/README.md)."
     )
     out.append(f"- Load average (1/5/15 min) at start: {(work / 'uptime-start.txt').read_text().split('load average:')[-1].strip()}; "

@@ -60,7 +60,8 @@ def check_connection_handling(port: int) -> None:
                     b"Content-Length: 50000000\r\n\r\n" + b"a" * 1024)
         assert raw.recv(64).startswith(b"HTTP/1.1 413")
 
-    # More silent connections than one worker has threads (8): the server still answers.
+    # More silent connections than a worker has threads (4; 8 under gunicorn before): the
+    # server still answers.
     idle = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(20)]
     try:
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5).status_code == 200
