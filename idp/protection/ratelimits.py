@@ -4,7 +4,8 @@ Other components do not decorate their views: ``LIMITS`` maps endpoint-name patt
 named limits, and ``init_app`` (called last in create_app) wraps every matching view
 with one flask-limiter ``shared_limit`` per name, keyed by the client address
 (idp.web.requests.client_ip); the machine endpoints' limits (``api=True``) are counted by
-``ApiLimit`` with the same strategy, storage and keys, minus the decorator's overhead. The first pattern that matches wins. Only POSTs count:
+``ApiLimit`` with the same strategy, storage and keys, minus the decorator's overhead.
+The first pattern that matches wins. Only POSTs count:
 pages shown by GET cost nothing worth limiting, and a form shown is not an attempt.
 
 Storage: ``memory://`` when ``redis_url`` is None, else Redis under
@@ -130,16 +131,16 @@ class ApiLimit:
         self.named = named
         self.items: list[RateLimitItem] = sorted(parse_many(value))
         self._shared = SlidingWindowCounterRateLimiter(storage)
-        self._memory = SlidingWindowCounterRateLimiter(MemoryStorage())
-        self._memory_only = isinstance(storage, MemoryStorage)
+        # Where counting goes while Redis is down; without Redis, the storage itself.
+        self._fallback = (
+            self._shared if isinstance(storage, MemoryStorage) else SlidingWindowCounterRateLimiter(MemoryStorage())
+        )
         self._down_until = 0.0
         self._backoff = RETRY_REDIS_SECONDS[0]
         self._lock = threading.Lock()
 
     def _strategy(self) -> SlidingWindowCounterRateLimiter:
-        if not self._memory_only and time.monotonic() < self._down_until:
-            return self._memory  # Redis failed a moment ago: count here meanwhile
-        return self._shared
+        return self._fallback if time.monotonic() < self._down_until else self._shared
 
     def _storage_failed(self, error: Exception) -> None:
         with self._lock:
@@ -151,13 +152,13 @@ class ApiLimit:
     def hit(self, key: str) -> float | None:
         """Count one request; None when allowed, else when (epoch seconds) it may retry."""
         strategy = self._strategy()
-        if strategy is self._memory or self._memory_only:
+        if strategy is self._fallback:
             return self._hit(strategy, key)  # process memory does not fail over
         try:
             result = self._hit(strategy, key)
         except Exception as error:  # noqa: BLE001 - any storage failure: fail over, never open
             self._storage_failed(error)
-            return self._hit(self._memory, key)
+            return self._hit(self._fallback, key)
         self._backoff = RETRY_REDIS_SECONDS[0]  # Redis answers: a later failure backs off from the start
         return result
 
@@ -176,7 +177,6 @@ class ApiLimit:
                     return on_breach(self.named, reset_at)
             return view(*args, **kwargs)
 
-        limited.idp_api_limit = self  # type: ignore[attr-defined]
         return limited
 
 
