@@ -29,10 +29,6 @@ from urllib.parse import urlsplit
 import pyotp
 import pytest
 from flask import Flask
-from selenium.common.exceptions import (
-    StaleElementReferenceException,
-    WebDriverException,
-)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.virtual_authenticator import VirtualAuthenticatorOptions
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -44,6 +40,7 @@ from examples.shop import create_app as create_shop
 from examples.shop.settings import ShopSettings
 from examples.wallet import create_app as create_wallet
 from examples.wallet.settings import WalletSettings
+from tests.browser.waits import replaced
 from tests.fixtures import LiveServer
 
 EMAIL = "shopper@example.com"
@@ -105,23 +102,6 @@ def shops(live_server: LiveServer, tmp_path: Path) -> Iterator[Shops]:
 # ------------------------------------------------------------------ helpers
 def css(browser: WebDriver, selector: str, timeout: float = 10):  # type: ignore[no-untyped-def]
     return WebDriverWait(browser, timeout).until(ec.presence_of_element_located((By.CSS_SELECTOR, selector)))
-
-
-def replaced(element):  # type: ignore[no-untyped-def]
-    """Like ec.staleness_of, also when the driver catches the node mid-replacement (it
-    then reports "does not belong to the document" instead of a stale reference)."""
-    def check(_browser: WebDriver) -> bool:
-        try:
-            element.is_enabled()
-        except StaleElementReferenceException:
-            return True
-        except WebDriverException as error:
-            if "does not belong to the document" in str(error):
-                return True
-            raise
-        return False
-
-    return check
 
 
 def submit(browser: WebDriver, selector: str, timeout: float = 10) -> None:

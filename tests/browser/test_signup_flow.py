@@ -14,6 +14,8 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
+from tests.browser.waits import replaced
+
 EMAIL = "newcomer@example.com"
 PASSWORD = "a long passphrase nobody else uses"
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -31,7 +33,7 @@ def submit(browser: WebDriver, selector: str) -> None:
     """Click a submit button and wait for the next page to replace this one."""
     button = css(browser, selector)
     button.click()
-    WebDriverWait(browser, 10).until(ec.staleness_of(button))
+    WebDriverWait(browser, 10).until(replaced(button))
 
 
 def path(browser: WebDriver) -> str:
