@@ -63,7 +63,7 @@ def run(
         blocking_threads=threads,
         http=HTTPModes.auto,
         websockets=False,
-        log_access=True,
+        log_access=settings.access_log,
         log_access_format=ACCESS_LOG_FORMAT,
         respawn_failed_workers=True,
         workers_kill_timeout=GRACEFUL_SECONDS,

@@ -118,6 +118,10 @@ class Settings:
     argon2_parallelism: int = 4
     # Largest request body accepted (413 beyond): forms are small, uploads do not exist.
     max_content_length: int = 64 * 1024
+    # `idp serve`'s access log (path without query string; idp/server.py). On by default;
+    # behind a proxy that logs every request already, off saves about a tenth of the CPU
+    # of a token request (benchmarks/RESULTS.md, session 3).
+    access_log: bool = True
 
     # --------------------------------------------- breached passwords (idp/breached/)
     # Filter written by `idp breached import`; until it exists, the list shipped in
@@ -334,6 +338,8 @@ class Settings:
             number(f"IDP_{name.upper()}", name)
         if raw := env.get("IDP_METRICS_ENABLED"):
             values["metrics_enabled"] = _bool("IDP_METRICS_ENABLED", raw)
+        if raw := env.get("IDP_ACCESS_LOG"):
+            values["access_log"] = _bool("IDP_ACCESS_LOG", raw)
         if raw := env.get("IDP_BREACHED_CORPUS"):
             values["breached_corpus"] = Path(raw)
         number("IDP_BREACHED_RELOAD_SECONDS", "breached_reload_seconds", minimum=0)

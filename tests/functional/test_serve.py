@@ -131,3 +131,31 @@ def test_fresh_folder_db_upgrade_then_serve(tmp_path):
             proc.wait(timeout=10)
     # Stopped cleanly on SIGTERM (Granian's graceful shutdown: requests in flight finish).
     assert proc.returncode == 0, log.read_text()
+
+
+def test_the_access_log_can_be_switched_off(tmp_path):
+    """IDP_ACCESS_LOG=false: behind a proxy that logs every request already."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IDP_")}
+    env.update(
+        IDP_DATABASE_URL=f"sqlite:///{tmp_path / 'idp.sqlite3'}",
+        IDP_KEYS_DIR=str(tmp_path / "keys"),
+        IDP_MAIL_OUTBOX=str(tmp_path / "outbox"),
+        IDP_ISSUER=f"http://localhost:{port}",
+        IDP_ACCESS_LOG="false",
+    )
+    log = tmp_path / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen([str(IDP), "serve", "--host", "127.0.0.1", "--port", str(port)], env=env,
+                                cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_for(f"http://127.0.0.1:{port}/healthz", proc=proc, log=log)
+        assert httpx.get(f"http://127.0.0.1:{port}/login", timeout=10).status_code == 200
+        time.sleep(0.5)  # where the access log line would have been written
+        output = log.read_text()
+        assert "GET /login" not in output and "GET /healthz" not in output
+        assert "listening on" in output  # the server's own lines are still there
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+    assert proc.returncode == 0, log.read_text()

@@ -24,6 +24,12 @@ def test_defaults_are_the_embedded_mode():
     assert settings.trusted_proxies == ()
     assert settings.smtp_url is None
     assert settings.is_local_http
+    assert settings.access_log is True
+
+
+def test_the_access_log_can_be_switched_off():
+    assert Settings.from_env({"IDP_ACCESS_LOG": "false"}).access_log is False
+    assert Settings.from_env({"IDP_ACCESS_LOG": "on"}).access_log is True
 
 
 def test_every_contract_variable_is_read():
@@ -111,6 +117,7 @@ def test_replace_validates_the_result():
         ({"IDP_SMTP_URL": "mail.example.com:25"}, "IDP_SMTP_URL"),
         ({"IDP_KEK": "not base64!"}, "IDP_KEK must be 32 bytes"),
         ({"IDP_KEK": "c2hvcnQ="}, "IDP_KEK must be 32 bytes"),
+        ({"IDP_ACCESS_LOG": "sometimes"}, "IDP_ACCESS_LOG must be true or false"),
     ],
 )
 def test_bad_values_are_refused_with_a_message_naming_the_variable(environ, names):
