@@ -270,23 +270,21 @@ class ClientService:
         """An enabled client, or None (also for ids that cannot be ours)."""
         if not isinstance(client_id, str) or not client_id or len(client_id) > MAX_CLIENT_ID:
             return None
-        client = self.cache.get(client_id)
-        if client is None:
-            client = ClientInfo.read(self.db, OAuthClient.id == client_id)
-            if client is None:
-                return None
-            self.cache.put(client)
-        return None if client.disabled_at is not None else client
+        return self._enabled(self.cache.get(client_id), OAuthClient.id == client_id)
 
     def by_resource(self, resource_uri: object) -> ClientInfo | None:
         """The enabled client that serves ``resource_uri`` (RFC 8707), or None."""
         if not isinstance(resource_uri, str) or not resource_uri or len(resource_uri) > 2048:
             return None
-        client = self.cache.by_resource(resource_uri)
+        return self._enabled(self.cache.by_resource(resource_uri), OAuthClient.resource_uri == resource_uri)
+
+    def _enabled(self, cached: ClientInfo | None, where: Any) -> ClientInfo | None:
+        """The cached snapshot, else the row read now (and cached); None when disabled."""
+        client = cached
         if client is None:
-            client = ClientInfo.read(self.db, OAuthClient.resource_uri == resource_uri)
+            client = ClientInfo.read(self.db, where)
             if client is None:
-                return None
+                return None  # unknown ids are not cached
             self.cache.put(client)
         return None if client.disabled_at is not None else client
 

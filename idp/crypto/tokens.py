@@ -26,5 +26,10 @@ def sha256_hex(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+def strong_etag(body: bytes) -> str:
+    """An HTTP strong entity tag (RFC 9110 §8.8.3) for a document: the same bytes, the same tag."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
 def constant_time_equals(a: str, b: str) -> bool:
     return hmac.compare_digest(a.encode(), b.encode())

@@ -49,6 +49,7 @@ from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from idp.crypto.kek import Kek
+from idp.crypto.tokens import strong_etag
 from idp.db import utcnow
 from idp.keys import jose
 from idp.models import SigningKey
@@ -240,7 +241,7 @@ class KeyRing:
         kid, so the tag depends on the set alone, not on the order rows were read in."""
         keys = sorted(self.jwks()["keys"], key=lambda jwk: str(jwk.get("kid")))
         body = json.dumps({"keys": keys}, separators=(",", ":"), sort_keys=True).encode()
-        return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+        return body, strong_etag(body)
 
     @property
     def algorithms(self) -> list[str]:

@@ -7,15 +7,15 @@ is idp/assurance.py's list, weakest first.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from typing import Any
 
-from flask import Blueprint, Response, request
+from flask import Blueprint
 
 from idp.assurance import ACR_VALUES
+from idp.crypto.tokens import strong_etag
 from idp.keys.jose import ALGORITHMS
-from idp.oauth.server import cors
+from idp.oauth.server import cacheable_document, cors
 from idp.web.requests import settings
 
 bp = Blueprint("oauth_discovery", __name__)
@@ -63,10 +63,8 @@ def metadata(issuer: str) -> dict[str, Any]:
 @bp.get("/.well-known/oauth-authorization-server")
 def configuration():  # type: ignore[no-untyped-def]
     body, etag = document(settings().issuer)
-    headers = {"Cache-Control": f"public, max-age={CACHE_SECONDS}", "ETag": etag}
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag.strip('"')):
-        return cors(Response(status=304, headers=headers), any_client=True)
-    return cors(Response(body, mimetype="application/json", headers=headers), any_client=True)
+    response = cacheable_document(body, etag, mimetype="application/json", max_age=CACHE_SECONDS)
+    return cors(response, any_client=True)
 
 
 @functools.lru_cache(maxsize=8)
@@ -74,5 +72,5 @@ def document(issuer: str) -> tuple[bytes, str]:
     """The metadata as served and its strong ETag: it depends on the issuer only, so it
     is serialised once per process (issue 3: discovery is fetched often, never changes)."""
     body = json.dumps(metadata(issuer), separators=(",", ":")).encode()
-    return body, '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+    return body, strong_etag(body)
 

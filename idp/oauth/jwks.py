@@ -9,9 +9,9 @@ max-age bounds how long such a party still trusts a key retired in an emergency.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 
-from idp.oauth.server import cors, preflight
+from idp.oauth.server import cacheable_document, cors, preflight
 from idp.web.requests import services
 
 bp = Blueprint("oauth_jwks", __name__)
@@ -27,8 +27,5 @@ def jwks():  # type: ignore[no-untyped-def]
     # the JWKS at once); its serialised form and ETag are built once per ring.
     body, etag = services().signing_keys.ring().jwks_document
     max_age = min(CACHE_SECONDS, services().registry.settings.key_upcoming_seconds)
-    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
-    # RFC 9110 §13.1.2: a cache revalidating an unchanged set gets 304 without the body.
-    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag.strip('"')):
-        return cors(Response(status=304, headers=headers), any_client=True)
-    return cors(Response(body, mimetype="application/jwk-set+json", headers=headers), any_client=True)
+    response = cacheable_document(body, etag, mimetype="application/jwk-set+json", max_age=max_age)
+    return cors(response, any_client=True)

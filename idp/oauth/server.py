@@ -150,6 +150,15 @@ def body_only_problem() -> str | None:
     return parameter_problem(request.form)
 
 
+def cacheable_document(body: bytes, etag: str, *, mimetype: str, max_age: int) -> Response:
+    """A public document (discovery, JWKS) with its ETag; a cache revalidating an
+    unchanged one with If-None-Match gets 304 without the body (RFC 9110 §13.1.2)."""
+    headers = {"Cache-Control": f"public, max-age={max_age}", "ETag": etag}
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag.strip('"')):
+        return Response(status=304, headers=headers)
+    return Response(body, mimetype=mimetype, headers=headers)
+
+
 # ------------------------------------------------------------------ CORS
 CORS_MAX_AGE = "600"
 
